@@ -1,0 +1,209 @@
+"""Lesson 1 of the course: one neuron learns y = 2x - 1, then two layers do the same.
+
+Everything here is the course's code on Keras 3, plus what the lesson only talks about: the
+hand-written training loop, and the two-layer prediction recomputed by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import report
+from ._backend import keras as _keras
+from ._backend import set_seed
+from .data import load_dataset
+
+
+@dataclass
+class HandLoop:
+    """The training loop in NumPy: gradient descent on mean squared error.
+
+    w_ and b_ are the learned parameters; ``trace`` holds (epoch, w, b, loss) every so often.
+    """
+
+    w_: float
+    b_: float
+    loss_: float
+    trace: list[tuple[int, float, float, float]]
+
+
+def hand_training_loop(
+    xs: np.ndarray, ys: np.ndarray, epochs: int = 500, learning_rate: float = 0.05, every: int = 50
+) -> HandLoop:
+    """Fit ``y = w x + b`` by gradient descent, the loop the lesson describes.
+
+    loss = mean((w x + b - y)^2);  dloss/dw = 2 mean((w x + b - y) x);  dloss/db = 2 mean(w x + b - y)
+    """
+    xs, ys = np.ravel(xs).astype(np.float64), np.ravel(ys).astype(np.float64)
+    w = b = 0.0
+    trace = []
+    for epoch in range(epochs + 1):
+        error = w * xs + b - ys
+        loss = float(np.mean(error**2))
+        if epoch % every == 0 or epoch == epochs:
+            trace.append((epoch, w, b, loss))
+        if epoch == epochs:
+            break
+        w -= learning_rate * 2 * np.mean(error * xs)
+        b -= learning_rate * 2 * np.mean(error)
+    return HandLoop(w, b, loss, trace)
+
+
+def predict(model, x) -> np.ndarray:
+    """``model.predict`` that also takes what the course passes: a number or a list of numbers.
+
+    Keras 3 refuses ``model.predict([10.0])``; here a plain number or list becomes an array
+    of shape (n_samples, *input_shape).
+    """
+    array = np.asarray(x, dtype=np.float32)
+    input_shape = tuple(model.inputs[0].shape[1:])
+    if array.shape == input_shape:
+        array = array[None]
+    elif array.ndim <= 1 and input_shape == (1,):
+        array = array.reshape(-1, 1)
+    return np.asarray(model(array, training=False))
+
+
+def neuron_lesson(
+    hidden: int = 0, epochs: int = 500, x: float = 10.0, seed: int = 0, learning_rate: float = 0.01
+) -> dict:
+    """Train the lesson's one neuron (``hidden=0``) or its two-layer network (``hidden=2``).
+
+    Returns a dict with the learned weights, ``prediction`` at ``x`` and, for two layers,
+    ``hand_prediction``: the same number computed by hand from ``get_weights()``.
+    """
+    keras = _keras()
+    set_seed(seed)
+    line = load_dataset("line")
+    xs, ys = line.x_train, line.y_train
+    layers = [keras.layers.Dense(units=hidden, name="my_layer_1")] if hidden else []
+    layers.append(keras.layers.Dense(units=1, name="my_layer_2" if hidden else "my_layer"))
+    model = keras.Sequential([keras.Input(shape=(1,)), *layers])
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=learning_rate),
+        loss="mean_squared_error",
+        steps_per_execution=epochs,
+    )
+    report.heading("One neuron learns y = 2x - 1" if not hidden else f"Two layers: {hidden}, then 1")
+    report.say(f"xs = {xs.ravel().tolist()}\nys = {ys.tolist()}")
+    # All six points are one batch, so 500 epochs are 500 steps: run them in one compiled call.
+    repeat_x, repeat_y = np.tile(xs, (epochs, 1)), np.tile(ys, epochs)
+    model.fit(repeat_x, repeat_y, batch_size=len(xs), epochs=1, shuffle=False, verbose=0)
+    loss = float(np.mean((predict(model, xs)[:, 0] - ys) ** 2))
+    prediction = float(predict(model, [x])[0, 0])
+    result: dict = {"epochs": epochs, "loss": loss, "x": x, "prediction": prediction}
+    if not hidden:
+        (w,), (b,) = (np.ravel(a) for a in layers[0].get_weights())
+        result.update(w=float(w), b=float(b))
+        report.say(f"trained {epochs} epochs of SGD (learning rate {learning_rate}), loss {loss:.2e}")
+        report.say(f"my_layer.get_weights() = {_weights_repr(layers[0])}")
+        report.say(f"w = {w:.7f} (close to 2), b = {b:.7f} (close to -1)")
+        report.say(f"model.predict([{x}]) = {prediction:.6f} (close to 2 * {x:g} - 1 = {2 * x - 1:g})")
+        loop = hand_training_loop(xs, ys, epochs=epochs)
+        _show_hand_loop(loop)
+        result["hand_loop"] = {
+            "w": float(loop.w_), "b": float(loop.b_), "loss": float(loop.loss_), "learning_rate": 0.05
+        }
+    else:
+        result.update(_two_layers_by_hand(layers[0], layers[1], x, prediction))
+    return result
+
+
+def _show_hand_loop(loop: HandLoop) -> None:
+    report.heading("The same neuron, trained by a hand-written loop (NumPy)")
+    report.code(
+        "w, b = 0, 0\n"
+        "for epoch in range(500):\n"
+        "    error = w * xs + b - ys            # prediction minus truth\n"
+        "    w -= 0.05 * 2 * mean(error * xs)   # d(loss)/dw\n"
+        "    b -= 0.05 * 2 * mean(error)        # d(loss)/db"
+    )
+    rows = [(epoch, f"{w:.6f}", f"{b:.6f}", f"{loss:.3e}") for epoch, w, b, loss in loop.trace]
+    report.table("w and b as they move", ["epoch", "w", "b", "loss"], rows)
+    report.say(f"hand loop: w = {loop.w_:.6f}, b = {loop.b_:.6f}  (exact fit: w = 2, b = -1)")
+
+
+def _two_layers_by_hand(layer_1, layer_2, x: float, prediction: float) -> dict:
+    """The lesson's arithmetic, in float32 like ``get_weights()``, neuron by neuron."""
+    kernel_1, bias_1 = layer_1.get_weights()
+    kernel_2, bias_2 = layer_2.get_weights()
+    report.say(f"my_layer_1.get_weights() = {_weights_repr(layer_1)}")
+    report.say(
+        "  kernel has shape (1, 2): row 0 is the one input x, column j is neuron j's weight;\n"
+        "  it is not 'weight and bias of neuron 1, then neuron 2': the biases are a second\n"
+        "  array, one bias per neuron."
+    )
+    report.say(f"my_layer_2.get_weights() = {_weights_repr(layer_2)}")
+    report.say(
+        "  kernel has shape (2, 1): row i is the output of layer-1 neuron i, one column for\n"
+        "  the single neuron; then its one bias."
+    )
+    value = np.float32(x)
+    neuron_1 = kernel_1[0][0] * value + bias_1[0]
+    neuron_2 = kernel_1[0][1] * value + bias_1[1]
+    neuron_3 = kernel_2[0][0] * neuron_1 + kernel_2[1][0] * neuron_2 + bias_2[0]
+    report.heading(f"The prediction for x = {x:g}, by hand")
+    report.code(
+        f"neuron1 = w1*x + b1 = {kernel_1[0][0]:.7f} * {x:g} + ({bias_1[0]:.7f}) = {neuron_1:.7f}\n"
+        f"neuron2 = w2*x + b2 = {kernel_1[0][1]:.7f} * {x:g} + ({bias_1[1]:.7f}) = {neuron_2:.7f}\n"
+        f"neuron3 = w1*neuron1 + w2*neuron2 + b\n"
+        f"        = {kernel_2[0][0]:.7f} * {neuron_1:.7f} + ({kernel_2[1][0]:.7f}) * {neuron_2:.7f}"
+        f" + ({bias_2[0]:.7f})\n"
+        f"        = {neuron_3:.7f}"
+    )
+    report.say(f"model.predict([{x:g}]) = {prediction:.7f}; by hand = {float(neuron_3):.7f}")
+    return {
+        "hand_prediction": float(neuron_3),
+        "layer_1": {"kernel": kernel_1.tolist(), "bias": bias_1.tolist()},
+        "layer_2": {"kernel": kernel_2.tolist(), "bias": bias_2.tolist()},
+    }
+
+
+def _weights_repr(layer) -> str:
+    return "[" + ", ".join(repr(w) for w in layer.get_weights()) + "]"
+
+
+def classifier_lesson(run, data) -> dict:
+    """Lesson 2 after ``fit``: evaluate, predict test image 0, and count the weights."""
+    from .train import evaluate
+
+    model = run.model
+    report.heading("model.evaluate(val_images, val_labels)")
+    scores = evaluate(model, data)
+    report.say(f"loss {scores['loss']:.4f}, accuracy {scores['accuracy']:.4f} on {len(data.x_test):,}")
+    report.heading("classifications = model.predict(val_images); classifications[0]")
+    probabilities = np.asarray(model.predict(data.x_test[:1], verbose=0))[0]
+    with np.printoptions(precision=7):
+        report.say(f"{probabilities}")
+    label = int(data.y_test[0])
+    guess = int(np.argmax(probabilities))
+    report.say(
+        f"true label {label}; neuron {guess} has the largest probability "
+        f"({probabilities[guess]:.2%}), so the model says {guess}"
+        + (" - right!" if guess == label else " - wrong.")
+    )
+    report.heading("Inspect weights")
+    dense = [layer for layer in model.layers if layer.__class__.__name__ == "Dense"]
+    sizes = []
+    previous = int(np.prod(data.input_shape))
+    for number, layer in enumerate(dense, start=1):
+        kernel, bias = layer.get_weights()
+        sizes.append({"layer": number, "kernel": int(kernel.size), "bias": int(bias.size)})
+        report.say(
+            f"layer_{number}.get_weights()[0].size = {kernel.size:,}: {previous} inputs x "
+            f"{kernel.shape[1]} neurons, one weight per input in every neuron\n"
+            f"layer_{number}.get_weights()[1].size = {bias.size}: one bias per neuron"
+        )
+        previous = kernel.shape[1]
+    report.say(
+        "Each neuron computes y = w1*x1 + w2*x2 + ... + wn*xn + b: every pixel has a weight in\n"
+        "every first-layer neuron; the second layer weighs the first layer's 20 outputs."
+    )
+    return {
+        "evaluate": scores,
+        "test_image_0": {"probabilities": probabilities.tolist(), "label": label,
+                         "predicted": guess},  # fmt: skip
+        "weight_sizes": sizes,
+    }

@@ -1,0 +1,104 @@
+"""The one place denselab talks to a person: headings, sentences, tables and progress bars.
+
+Library code never calls ``print``; it calls these functions. ``quiet()`` silences them (the
+CLI's ``--json`` mode, where standard output must hold exactly one JSON object).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+_console = Console(highlight=False)
+_quiet = False
+
+
+def quiet(enabled: bool = True) -> None:
+    """Silence (or restore) everything this module would show."""
+    global _quiet
+    _quiet = enabled
+
+
+def is_quiet() -> bool:
+    return _quiet
+
+
+def heading(text: str) -> None:
+    if not _quiet:
+        _console.rule(f"[bold]{text}")
+
+
+def say(text: str = "", style: str | None = None) -> None:
+    if not _quiet:
+        _console.print(text, style=style, markup=style is None, soft_wrap=True)
+
+
+def code(text: str) -> None:
+    """Show arithmetic or code verbatim (no markup), indented."""
+    if not _quiet:
+        for line in text.splitlines():
+            _console.print("    " + line, markup=False, highlight=False, soft_wrap=True)
+
+
+def warn(text: str) -> None:
+    if not _quiet:
+        Console(stderr=True, highlight=False).print(f"[yellow]note:[/] {text}", soft_wrap=True)
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    if _quiet:
+        return
+    grid = Table(title=title, title_justify="left", show_lines=False)
+    for index, column in enumerate(columns):
+        numeric = all(_looks_numeric(row[index]) for row in rows)
+        grid.add_column(column, justify="right" if numeric else "left", overflow="fold")
+    for row in rows:
+        grid.add_row(*(str(cell) for cell in row))
+    _console.print(grid)
+
+
+def _looks_numeric(cell: Any) -> bool:
+    text = str(cell).replace(",", "").replace("%", "").strip()
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+class _Bar:
+    def __init__(self, progress: Progress | None, task: int | None):
+        self._progress, self._task = progress, task
+
+    def advance(self, steps: int = 1, **fields: Any) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, advance=steps, **fields)
+
+    def update(self, **fields: Any) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, **fields)
+
+
+@contextlib.contextmanager
+def progress(description: str, total: int, unit: str = "") -> Iterator[_Bar]:
+    """A progress bar on standard error; ``bar.advance(status="loss 0.31")`` moves it."""
+    if _quiet or not sys.stderr:
+        yield _Bar(None, None)
+        return
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(unit),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[status]}"),
+    ]
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task(description, total=total, status="")
+        yield _Bar(bar, task)
