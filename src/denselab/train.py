@@ -194,7 +194,7 @@ def _epoch_tracker(keras, model, history: dict):
 def _snapshot(model) -> tuple[list, list]:
     optimizer = getattr(model, "optimizer", None)
     variables = optimizer.variables if optimizer is not None else []
-    return [np.array(v) for v in model.weights], [np.array(v) for v in variables]
+    return [v.numpy() for v in model.weights], [v.numpy() for v in variables]
 
 
 def _raise_keyboard_interrupt(signum, frame):

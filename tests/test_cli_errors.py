@@ -1,0 +1,52 @@
+"""Bad input: one line that says what is wrong and what to do, exit status 2, no traceback."""
+
+import numpy as np
+import pytest
+
+from conftest import run_denselab
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    import keras
+
+    folder = tmp_path_factory.mktemp("bad")
+    (folder / "notes.keras").write_text("this is not a model")
+    conv = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3, name="conv"),
+                             keras.layers.Flatten(), keras.layers.Dense(2)])  # fmt: skip
+    conv.save(folder / "conv.keras")
+    dense = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    dense.save(folder / "dense.keras")
+    np.save(folder / "wrong.npy", np.zeros(5, np.float32))
+    (folder / "nan.csv").write_text("a,b\n1,0\n2,1\nnan,0\n4,1\n")
+    return folder
+
+
+CASES = [
+    (["train", "no-such-data"], "unknown dataset 'no-such-data'"),
+    (["inspect", "{f}/notes.keras"], "is not a valid .keras file"),
+    (["inspect", "{f}/missing.keras"], "no model at"),
+    (["inspect", "{f}/conv.keras"], "layer 'conv' is a Conv2D; denselab handles dense networks"),
+    (["explain", "{f}/dense.keras", "--input", "{f}/wrong.npy"], "has shape (5,) but the model takes (4,)"),
+    (["train", "{f}/nan.csv"], "line 4: NaN or infinity"),
+    (["explain", "{f}/dense.keras"], "which dataset?"),
+    (["train", "mnist-5k", "--layers", "20,x"], "--layers takes whole numbers"),
+    (["neuron", "--epochs", "many"], "argument --epochs: invalid int value"),
+]
+
+
+@pytest.mark.parametrize("args, message", CASES, ids=[c[1][:30] for c in CASES])
+def test_bad_input_gives_one_line_and_exit_2(files, args, message):
+    result = run_denselab(*[a.format(f=files) for a in args])
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_help_explains_the_commands():
+    result = run_denselab("--help")
+    assert result.returncode == 0
+    for command in ("tour", "neuron", "train", "explain", "deploy"):
+        assert command in result.stdout
