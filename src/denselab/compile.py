@@ -1,0 +1,233 @@
+"""Compile: write an int8 ``.tflite`` out as a small C99 engine that a firmware engineer can read.
+
+The engine has no interpreter, no malloc and no float: ``const`` weight tables, two
+static ping-pong buffers, and the integer arithmetic of TensorFlow Lite Micro's reference
+int8 kernels, reproduced bit for bit (see ``templates/kernels_int8.c``). The constants it
+bakes in come from :mod:`denselab.quantized`, derived exactly as TFLM derives them.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from string import Template
+
+import numpy as np
+
+from .errors import DenselabError
+from .quantized import QuantizedNetwork, read_int8_tflite
+
+
+def generate_c(quantized: QuantizedNetwork | bytes, name: str = "model") -> dict[str, str]:
+    """The C99 engine for ``quantized`` (or int8 .tflite bytes): ``{name}.h`` and ``{name}.c``.
+
+    ``{name}_invoke(input, output)`` maps int8 ``input`` of shape (n_inputs,) to int8
+    ``output`` of shape (n_outputs,), giving the same bytes as the TFLM interpreter.
+    """
+    if isinstance(quantized, (bytes, bytearray)):
+        quantized = read_int8_tflite(quantized)
+    _check_c_name(name)
+    names = _layer_names(quantized.layers)
+    last = len(quantized.layers) - 1
+    buffer_sizes = [0, 0]  # ping-pong: layer k writes buffer k % 2, the last writes `output`
+    for k, layer in enumerate(quantized.layers[:-1]):
+        buffer_sizes[k % 2] = max(buffer_sizes[k % 2], layer.n_outputs)
+    buffers = ["buffer_a", "buffer_b"]
+    calls = []
+    for k, (layer, c_name) in enumerate(zip(quantized.layers, names, strict=True)):
+        source = "input" if k == 0 else buffers[(k - 1) % 2]
+        target = "output" if k == last else buffers[k % 2]
+        kernel = "dense" if layer.kind == "dense" else layer.kind
+        calls.append(f"    {kernel}_int8(&{c_name}, {source}, {target});")
+    widths = "-".join(
+        str(n)
+        for n in [quantized.n_inputs]
+        + [layer.n_outputs for layer in quantized.layers if layer.kind == "dense"]
+    )
+    fields = {
+        "name": name,
+        "NAME": name.upper(),
+        "widths": widths,
+        "n_inputs": quantized.n_inputs,
+        "n_outputs": quantized.n_outputs,
+        "input_scale": _c_float(quantized.input_scale),
+        "input_zero_point": _c_int(quantized.input_zero_point),
+        "output_scale": _c_float(quantized.output_scale),
+        "output_zero_point": _c_int(quantized.output_zero_point),
+        "layer_lines": "\n".join(
+            f" *   {c_name:<11} {_describe(layer)}"
+            for layer, c_name in zip(quantized.layers, names, strict=True)
+        ),
+        "buffer_bytes": f"{buffer_sizes[0]} + {buffer_sizes[1]}",
+        "kernels": _kernels({layer.kind for layer in quantized.layers}),
+        "tables": "".join(
+            _table(layer, c_name) for layer, c_name in zip(quantized.layers, names, strict=True)
+        ),
+        "buffers": "".join(
+            f"static int8_t {buffer}[{size}];\n"
+            for buffer, size in zip(buffers, buffer_sizes, strict=True)
+            if size
+        ),
+        "invoke_body": "\n".join(calls),
+    }
+    return {
+        f"{name}.h": _template("model.h").substitute(fields),
+        f"{name}.c": _template("model.c").substitute(fields),
+    }
+
+
+def tflite_c_array(int8_tflite: bytes, name: str = "model") -> dict[str, str]:
+    """The flatbuffer as a 16-byte aligned ``const unsigned char {name}_tflite[]`` (for TFLM)."""
+    _check_c_name(name)
+    array = f"{name}_tflite"
+    data = np.frombuffer(bytes(int8_tflite), np.uint8)
+    fields = {
+        "array": array,
+        "ARRAY": array.upper(),
+        "length": len(data),
+        "data": _c_array([f"0x{byte:02x}" for byte in data], per_line=16),
+    }
+    return {
+        f"{array}.h": _template("tflite_array.h").substitute(fields),
+        f"{array}.c": _template("tflite_array.c").substitute(fields),
+    }
+
+
+def samples_header(
+    inputs_int8: np.ndarray, labels: np.ndarray, name: str = "test_samples"
+) -> dict[str, str]:
+    """A header ``{name}.h`` with int8 inputs of shape (n_samples, n_inputs) and their labels."""
+    _check_c_name(name)
+    inputs_int8 = np.asarray(inputs_int8)
+    labels = np.asarray(labels).reshape(-1)
+    if inputs_int8.dtype != np.int8 or inputs_int8.ndim != 2:
+        raise DenselabError("test inputs must be int8 of shape (n_samples, n_inputs)")
+    if len(labels) != len(inputs_int8) or len(labels) == 0:
+        raise DenselabError(f"{len(inputs_int8)} test inputs but {len(labels)} labels")
+    rows = ",\n".join(
+        f"    {{ /* sample {i}: label {int(label)} */\n{_c_array(row, indent=8)}\n    }}"
+        for i, (row, label) in enumerate(zip(inputs_int8, labels, strict=True))
+    )
+    fields = {
+        "name": name,
+        "NAME": name.upper(),
+        "count": len(labels),
+        "input_size": inputs_int8.shape[1],
+        "rows": rows,
+        "labels": _c_array(labels.astype(int)),
+    }
+    return {f"{name}.h": _template("test_samples.h").substitute(fields)}
+
+
+_KERNEL_SECTIONS = {  # which parts of templates/kernels_int8.c each layer kind needs
+    "dense": ("requantize", "dense"),
+    "softmax": ("requantize", "fixed_point", "reciprocal", "softmax"),
+    "logistic": ("requantize", "fixed_point", "reciprocal", "squash", "logistic"),
+    "tanh": ("requantize", "fixed_point", "squash", "tanh"),
+}
+
+
+def _kernels(kinds: set[str]) -> str:
+    """Only the kernels this model uses (an unused static function would be a warning)."""
+    sections = _sections("kernels_int8.c")
+    wanted = {section for kind in kinds for section in _KERNEL_SECTIONS[kind]}
+    return "".join(body for section, body in sections.items() if section in wanted)
+
+
+def _layer_names(layers) -> list[str]:
+    """C names: dense_1, dense_2, ... and an activation layer takes its dense layer's number."""
+    names, dense_count = [], 0
+    for layer in layers:
+        dense_count += layer.kind == "dense"
+        names.append(f"{layer.kind}_{dense_count}")
+    return names
+
+
+def _describe(layer) -> str:
+    if layer.kind == "dense":
+        scales = "per-channel" if layer.per_channel else "per-tensor"
+        return (
+            f"FULLY_CONNECTED {layer.n_inputs} -> {layer.n_outputs}, {layer.activation}, "
+            f"{layer.weights.size} int8 weights ({scales} scales)"
+        )
+    return f"{layer.kind.upper()} over {layer.size} values"
+
+
+def _table(layer, c_name: str) -> str:
+    """The layer's constants as C, from its section of ``templates/layers.c``."""
+    fields = {
+        field: getattr(layer, field)
+        for field in vars(layer)
+        if isinstance(getattr(layer, field), (int, str))
+    }
+    fields.update(
+        c_name=c_name,
+        KIND=layer.kind.upper(),
+        input_scale=_c_float(layer.input_scale)[:-1],
+        output_scale=_c_float(layer.output_scale)[:-1],
+    )
+    if layer.kind == "softmax":
+        fields["beta"] = f"{layer.beta:g}"
+    if layer.kind == "dense":
+        n = layer.n_outputs
+        has_bias = layer.bias is not None
+        bias_table = (
+            f"static const int32_t {c_name}_bias[{n}] = {{\n{_c_array(layer.bias)}\n}};\n"
+            if has_bias
+            else ""
+        )
+        fields.update(
+            n_inputs=layer.n_inputs,
+            n_neurons=n,
+            weights=",\n".join(
+                f"    {{ /* neuron {j} */\n{_c_array(row, indent=8)}\n    }}"
+                for j, row in enumerate(layer.weights)
+            ),
+            bias_table=bias_table,
+            bias=f"{c_name}_bias" if has_bias else "NULL",
+            output_multiplier=_c_array(layer.output_multiplier, per_line=8),
+            output_shift=_c_array(layer.output_shift),
+        )
+    section = "dense" if layer.kind == "dense" else layer.kind
+    section = "squash" if section in ("logistic", "tanh") else section
+    return Template(_sections("layers.c")[section]).substitute(fields)
+
+
+def _c_array(values, per_line: int = 16, indent: int = 4) -> str:
+    """Comma-separated values, ``per_line`` to a line, right-aligned in columns."""
+    texts = [str(int(v)) if not isinstance(v, str) else v for v in values]
+    width = max((len(t) for t in texts), default=1)
+    lines = [
+        " " * indent + ", ".join(t.rjust(width) for t in texts[i : i + per_line])
+        for i in range(0, len(texts), per_line)
+    ]
+    return ",\n".join(lines)
+
+
+def _c_float(value: float) -> str:
+    """A float32 as the shortest C literal that reads back to the same float."""
+    text = np.format_float_positional(np.float32(value), unique=True, trim="0")
+    if abs(value) < 1e-4 and value != 0:
+        text = np.format_float_scientific(np.float32(value), unique=True)
+    return f"{text}f"
+
+
+def _c_int(value: int) -> str:
+    return f"({value})" if value < 0 else str(value)
+
+
+def _sections(filename: str) -> dict[str, str]:
+    """A template file cut at its ``/* @section name */`` lines."""
+    text = _template(filename).template
+    parts = re.split(r"^/\* @section (\w+) \*/\n", text, flags=re.MULTILINE)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def _template(filename: str) -> Template:
+    path = resources.files("denselab").joinpath("templates").joinpath(filename)
+    return Template(path.read_text(encoding="utf-8"))
+
+
+def _check_c_name(name: str) -> None:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise DenselabError(f"{name!r} is not a C identifier; use letters, digits and _")

@@ -1,0 +1,324 @@
+"""The int8 model as arrays: an int8 ``.tflite`` read, with TFLM's requantization constants.
+
+Every constant is derived here exactly as TensorFlow Lite Micro derives it at ``Prepare``:
+
+* FULLY_CONNECTED, per channel (the converter's default for Dense)::
+
+      M_j = double(input_scale) * double(filter_scale[j]) / double(output_scale)
+
+  in double; the per-tensor path multiplies ``input_scale * filter_scale`` in *float*
+  first (``GetQuantizedConvolutionMultipler``), which is reproduced too. ``M_j`` becomes
+  ``output_multiplier[j] * 2^output_shift[j]`` through ``QuantizeMultiplier``.
+* SOFTMAX: ``PreprocessSoftmaxScaling(beta, input_scale, 5)`` and
+  ``diff_min = -CalculateInputRadius(5, input_left_shift)``.
+* LOGISTIC / TANH: ``frexp(input_scale * 2^27)`` and ``CalculateInputRadius(4, shift)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import DenselabError
+
+_FUSED_ACTIVATIONS = {0: "none", 1: "relu", 2: "relu_n1_to_1", 3: "relu6"}
+
+
+@dataclass
+class QuantizedDense:
+    """One int8 FULLY_CONNECTED: ``q_out = clamp(z_out + M_j * (bias_j + W_j . (q_in - z_in)))``.
+
+    weights : ndarray of shape (n_neurons, n_inputs), int8, as stored in the .tflite.
+    bias : ndarray of shape (n_neurons,), int32 with scale ``input_scale * filter_scales``,
+        or None when the converter left none (all zero, or folded into the next layer).
+    filter_scales, output_multiplier, output_shift : ndarrays of shape (n_neurons,).
+    """
+
+    name: str
+    weights: np.ndarray
+    bias: np.ndarray | None
+    input_scale: float
+    input_zero_point: int
+    filter_scales: np.ndarray
+    output_scale: float
+    output_zero_point: int
+    output_multiplier: np.ndarray
+    output_shift: np.ndarray
+    activation: str
+    activation_min: int
+    activation_max: int
+    per_channel: bool
+
+    kind = "dense"
+
+    @property
+    def n_inputs(self) -> int:
+        return self.weights.shape[1]
+
+    @property
+    def n_outputs(self) -> int:
+        return self.weights.shape[0]
+
+    def __repr__(self) -> str:
+        return (
+            f"QuantizedDense({self.name!r}, {self.n_inputs}->{self.n_outputs}, {self.activation})"
+        )
+
+
+@dataclass
+class QuantizedSoftmax:
+    """int8 SOFTMAX with TFLM's fixed-point parameters (output_scale 1/256, zero point -128)."""
+
+    name: str
+    size: int
+    beta: float
+    input_scale: float
+    input_zero_point: int
+    output_scale: float
+    output_zero_point: int
+    input_multiplier: int
+    input_left_shift: int
+    diff_min: int
+
+    kind = "softmax"
+
+    @property
+    def n_outputs(self) -> int:
+        return self.size
+
+
+@dataclass
+class QuantizedSquash:
+    """int8 LOGISTIC or TANH (``kind``): input rescaled to Q4.27, saturating beyond a radius."""
+
+    name: str
+    kind: str
+    size: int
+    input_scale: float
+    input_zero_point: int
+    output_scale: float
+    output_zero_point: int
+    input_multiplier: int
+    input_left_shift: int
+    input_range_radius: int
+
+    @property
+    def n_outputs(self) -> int:
+        return self.size
+
+
+@dataclass
+class QuantizedNetwork:
+    """The int8 model as the C engine runs it: layers in order, and the I/O quantization."""
+
+    layers: list
+    input_scale: float
+    input_zero_point: int
+    output_scale: float
+    output_zero_point: int
+
+    @property
+    def n_inputs(self) -> int:
+        return self.layers[0].n_inputs
+
+    @property
+    def n_outputs(self) -> int:
+        return self.layers[-1].n_outputs
+
+    def __repr__(self) -> str:
+        return f"QuantizedNetwork({', '.join(repr(layer) for layer in self.layers)})"
+
+
+def read_int8_tflite(int8_tflite: bytes) -> QuantizedNetwork:
+    """Read a full-integer ``.tflite`` (FULLY_CONNECTED, SOFTMAX, LOGISTIC, TANH) into arrays."""
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    try:
+        model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytes(int8_tflite), 0))
+    except Exception:  # flatbuffers raises assorted errors for a file that is not a model
+        raise DenselabError("not a .tflite flatbuffer; give the int8 model from quantize") from None
+    graph = model.subgraphs[0]
+    operator_names = {value: name for name, value in vars(schema.BuiltinOperator).items()}
+    layers = []
+    previous_output = graph.inputs[0]
+    for index, operator in enumerate(graph.operators):
+        code = model.operatorCodes[operator.opcodeIndex]
+        kind = operator_names[max(code.builtinCode, code.deprecatedBuiltinCode)]
+        tensors = [None if i < 0 else graph.tensors[i] for i in operator.inputs]
+        output = graph.tensors[operator.outputs[0]]
+        if operator.inputs[0] != previous_output:
+            raise DenselabError(f"operator {index} ({kind}) does not follow the previous one")
+        for tensor in (tensors[0], output):
+            if tensor.type != schema.TensorType.INT8:
+                raise DenselabError(f"operator {index} ({kind}) is not int8; quantize fully")
+        name = output.name.decode() if isinstance(output.name, bytes) else str(output.name)
+        if kind == "FULLY_CONNECTED":
+            layers.append(_dense(name, operator, tensors, output, model.buffers))
+        elif kind == "SOFTMAX":
+            layers.append(_softmax(name, operator, tensors[0], output))
+        elif kind in ("LOGISTIC", "TANH"):
+            layers.append(_squash(name, kind.lower(), tensors[0], output))
+        else:
+            raise DenselabError(
+                f"operator {index} is {kind}; the C engine runs dense networks only"
+            )
+        previous_output = operator.outputs[0]
+    if not layers or not isinstance(layers[0], QuantizedDense):
+        raise DenselabError("the model does not start with a FULLY_CONNECTED layer")
+    first_input = graph.tensors[graph.inputs[0]]
+    last_output = graph.tensors[previous_output]
+    return QuantizedNetwork(
+        layers, *_scale_zero_point(first_input), *_scale_zero_point(last_output)
+    )
+
+
+def quantize_multiplier(real_multiplier: float) -> tuple[int, int]:
+    """TFLite's ``QuantizeMultiplier``: ``real = multiplier * 2^shift / 2^31``, multiplier in Q0.31.
+
+    ``frexp`` then ``round`` (half away from zero) of ``q * 2^31`` in double; tiny multipliers
+    (shift < -31) flush to zero.
+    """
+    if real_multiplier == 0.0:
+        return 0, 0
+    fraction, shift = math.frexp(real_multiplier)
+    multiplier = _round_half_away(fraction * (1 << 31))
+    if multiplier == 1 << 31:
+        multiplier //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return multiplier, shift
+
+
+def calculate_input_radius(input_integer_bits: int, input_left_shift: int) -> int:
+    """TFLite's ``CalculateInputRadius`` (31 signed bits): the largest safe |input difference|."""
+    if input_left_shift < 0:
+        raise DenselabError("input scale too small for the int8 fixed-point kernels")
+    radius = (
+        1.0
+        * ((1 << input_integer_bits) - 1)
+        * (1 << (31 - input_integer_bits))
+        / (1 << input_left_shift)
+    )
+    return math.floor(radius)
+
+
+def _dense(name, operator, tensors, output, buffers) -> QuantizedDense:
+    input_tensor, filter_tensor = tensors[0], tensors[1]
+    bias_tensor = tensors[2] if len(tensors) > 2 else None
+    weights = _constant(filter_tensor, buffers, np.int8)
+    n_neurons = weights.shape[0]
+    bias = None if bias_tensor is None else _constant(bias_tensor, buffers, np.int32)
+    input_scale, input_zero_point = _scale_zero_point(input_tensor)
+    output_scale, output_zero_point = _scale_zero_point(output)
+    filter_scales = np.asarray(filter_tensor.quantization.scale, dtype=np.float32)
+    if np.any(np.asarray(filter_tensor.quantization.zeroPoint) != 0):
+        raise DenselabError(f"layer {name!r} has asymmetric int8 weights; TFLM needs symmetric")
+    per_channel = filter_scales.size > 1
+    if per_channel:  # all in double, as CalculateOpDataFullyConnected does
+        real = [float(input_scale) * float(s) / float(output_scale) for s in filter_scales]
+    else:  # float product first, as GetQuantizedConvolutionMultipler does
+        product = float(np.float32(input_scale) * np.float32(filter_scales[0]))
+        real = [product / float(output_scale)] * n_neurons
+        filter_scales = np.full(n_neurons, filter_scales[0], dtype=np.float32)
+    multipliers, shifts = zip(*(quantize_multiplier(r) for r in real), strict=True)
+    activation = _FUSED_ACTIVATIONS.get(operator.builtinOptions.fusedActivationFunction)
+    if activation is None:
+        raise DenselabError(f"layer {name!r} has an unsupported fused activation")
+    low, high = {"none": (None, None), "relu": (0.0, None), "relu6": (0.0, 6.0)}.get(
+        activation, (-1.0, 1.0)
+    )
+    activation_min = (
+        -128 if low is None else max(-128, _quantize(low, output_scale, output_zero_point))
+    )
+    activation_max = (
+        127 if high is None else min(127, _quantize(high, output_scale, output_zero_point))
+    )
+    return QuantizedDense(
+        name=name,
+        weights=weights.reshape(n_neurons, -1),
+        bias=bias,
+        input_scale=input_scale,
+        input_zero_point=input_zero_point,
+        filter_scales=filter_scales,
+        output_scale=output_scale,
+        output_zero_point=output_zero_point,
+        output_multiplier=np.array(multipliers, dtype=np.int64),
+        output_shift=np.array(shifts, dtype=np.int64),
+        activation=activation,
+        activation_min=activation_min,
+        activation_max=activation_max,
+        per_channel=per_channel,
+    )
+
+
+def _softmax(name, operator, input_tensor, output) -> QuantizedSoftmax:
+    input_scale, input_zero_point = _scale_zero_point(input_tensor)
+    output_scale, output_zero_point = _scale_zero_point(output)
+    if output_zero_point != -128 or output_scale != 1.0 / 256:
+        raise DenselabError(f"softmax {name!r} output is not scale 1/256, zero point -128")
+    beta = float(np.float32(operator.builtinOptions.beta))
+    real = min(beta * input_scale * (1 << 26), (1 << 31) - 1.0)  # PreprocessSoftmaxScaling
+    multiplier, left_shift = quantize_multiplier(real)
+    if left_shift < 0:
+        raise DenselabError(f"softmax {name!r} input scale is too small for the int8 kernel")
+    return QuantizedSoftmax(
+        name=name,
+        size=int(np.prod(output.shape)),
+        beta=beta,
+        input_scale=input_scale,
+        input_zero_point=input_zero_point,
+        output_scale=output_scale,
+        output_zero_point=output_zero_point,
+        input_multiplier=multiplier,
+        input_left_shift=left_shift,
+        diff_min=-calculate_input_radius(5, left_shift),
+    )
+
+
+def _squash(name, kind, input_tensor, output) -> QuantizedSquash:
+    input_scale, input_zero_point = _scale_zero_point(input_tensor)
+    output_scale, output_zero_point = _scale_zero_point(output)
+    expected = (1.0 / 256, -128) if kind == "logistic" else (1.0 / 128, 0)
+    if (output_scale, output_zero_point) != expected:
+        raise DenselabError(f"{kind} {name!r} output quantization is not TFLM's fixed one")
+    # TFLM rounds frexp's fraction itself here (no QuantizeMultiplier).
+    fraction, left_shift = math.frexp(input_scale * (1 << 27))
+    return QuantizedSquash(
+        name=name,
+        kind=kind,
+        size=int(np.prod(output.shape)),
+        input_scale=input_scale,
+        input_zero_point=input_zero_point,
+        output_scale=output_scale,
+        output_zero_point=output_zero_point,
+        input_multiplier=_round_half_away(fraction * (1 << 31)),
+        input_left_shift=left_shift,
+        input_range_radius=calculate_input_radius(4, left_shift),
+    )
+
+
+def _constant(tensor, buffers, dtype) -> np.ndarray:
+    data = buffers[tensor.buffer].data
+    if data is None:
+        raise DenselabError(f"tensor {tensor.name!r} has no constant data")
+    return np.frombuffer(np.asarray(data, np.uint8).tobytes(), dtype=dtype).reshape(tensor.shape)
+
+
+def _scale_zero_point(tensor) -> tuple[float, int]:
+    quantization = tensor.quantization
+    if quantization is None or quantization.scale is None or len(quantization.scale) != 1:
+        raise DenselabError(f"tensor {tensor.name!r} is not quantized per tensor")
+    return float(quantization.scale[0]), int(quantization.zeroPoint[0])
+
+
+def _quantize(real: float, scale: float, zero_point: int) -> int:
+    """TFLite's activation-range ``Quantize``: zero_point + round(real / scale) in float."""
+    return zero_point + _round_half_away(float(np.float32(real) / np.float32(scale)))
+
+
+def _round_half_away(value: float) -> int:
+    """``std::round``: to nearest, halves away from zero (Python's round() goes to even)."""
+    return int(math.copysign(math.floor(abs(value) + 0.5), value))

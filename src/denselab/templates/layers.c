@@ -1,0 +1,47 @@
+/* @section dense */
+/* ${c_name}: FULLY_CONNECTED ${n_inputs} -> ${n_neurons}, ${activation}
+ * input_scale ${input_scale}, input_zero_point ${input_zero_point}; output_scale ${output_scale}, output_zero_point ${output_zero_point}
+ * M_j = input_scale * filter_scale[j] / output_scale = output_multiplier[j] * 2^(output_shift[j] - 31) */
+static const int8_t ${c_name}_weights[${n_neurons}][${n_inputs}] = {
+${weights}
+};
+${bias_table}static const int32_t ${c_name}_output_multiplier[${n_neurons}] = {
+${output_multiplier}
+};
+static const int8_t ${c_name}_output_shift[${n_neurons}] = {
+${output_shift}
+};
+static const dense_layer ${c_name} = {
+    .n_inputs = ${n_inputs},
+    .n_neurons = ${n_neurons},
+    .weights = &${c_name}_weights[0][0],
+    .bias = ${bias},
+    .output_multiplier = ${c_name}_output_multiplier,
+    .output_shift = ${c_name}_output_shift,
+    .input_zero_point = ${input_zero_point},
+    .output_zero_point = ${output_zero_point},
+    .activation_min = ${activation_min},
+    .activation_max = ${activation_max},
+};
+
+/* @section softmax */
+/* ${c_name}: SOFTMAX, beta ${beta}
+ * input_scale ${input_scale}, input_zero_point ${input_zero_point}; output_scale ${output_scale}, output_zero_point ${output_zero_point} */
+static const softmax_layer ${c_name} = {
+    .size = ${size},
+    .input_multiplier = ${input_multiplier},
+    .input_left_shift = ${input_left_shift},
+    .diff_min = ${diff_min},
+};
+
+/* @section squash */
+/* ${c_name}: ${KIND}
+ * input_scale ${input_scale}, input_zero_point ${input_zero_point}; output_scale ${output_scale}, output_zero_point ${output_zero_point} */
+static const squash_layer ${c_name} = {
+    .size = ${size},
+    .input_zero_point = ${input_zero_point},
+    .input_range_radius = ${input_range_radius},
+    .input_multiplier = ${input_multiplier},
+    .input_left_shift = ${input_left_shift},
+};
+

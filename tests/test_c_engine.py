@@ -1,0 +1,292 @@
+"""The generated C engine against its references: TFLite Micro (int8) and Keras (float).
+
+"Bit-exact" means the C engine and the TFLM interpreter write the same output bytes for
+the same int8 .tflite and input, on every model and every input tried here.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("tflite_micro")
+if shutil.which("gcc") is None:
+    pytest.skip("gcc is needed to build the generated C", allow_module_level=True)
+
+from denselab._backend import keras as _keras  # noqa: E402
+from denselab.compile import generate_c, samples_header, tflite_c_array  # noqa: E402
+from denselab.errors import DenselabError  # noqa: E402
+from denselab.model import build_model, dense_network  # noqa: E402
+from denselab.quantize import operator_names, to_tflite  # noqa: E402
+from denselab.quantized import quantize_multiplier, read_int8_tflite  # noqa: E402
+from denselab.verify import (  # noqa: E402
+    C_FLAGS,
+    CORTEX_M4_FLAGS,
+    c_engine_invoke,
+    c_engine_size,
+    tflm_arena_bytes,
+    tflm_invoke,
+)
+
+keras = _keras()
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "classify_digits"
+N_RANDOM_MODELS = 20
+N_INPUTS_PER_MODEL = 1000
+
+
+def random_dense_model(seed: int, hidden=("relu", "linear"), outputs=("softmax", "linear")):
+    """A plain Keras MLP with 1-4 Dense layers and random (non-zero) weights and biases."""
+    rng = np.random.default_rng(seed)
+    n_inputs = int(rng.choice([1, 3, 16, 64, 200, 784]))
+    widths = [int(rng.integers(1, 129)) for _ in range(rng.integers(1, 5))]
+    activations = [str(rng.choice(hidden)) for _ in widths[:-1]] + [str(rng.choice(outputs))]
+    model = keras.Sequential(
+        [keras.Input((n_inputs,))]
+        + [keras.layers.Dense(w, activation=a) for w, a in zip(widths, activations, strict=True)]
+    )
+    for layer in model.layers:
+        kernel, bias = layer.get_weights()
+        spread = 10 ** rng.uniform(-2, 0.5)  # from tiny to large weights: varied requant scales
+        layer.set_weights(
+            [
+                rng.normal(0, spread, kernel.shape).astype(np.float32),
+                rng.normal(0, spread * rng.uniform(0, 3), bias.shape).astype(np.float32),
+            ]
+        )
+    low, high = sorted(rng.uniform(-3, 3, 2)) if seed % 2 else (0.0, float(rng.uniform(0.1, 5)))
+    representative = rng.uniform(low, high, (200, n_inputs)).astype(np.float32)
+    return model, representative
+
+
+def random_int8_inputs(n_inputs: int, seed: int) -> np.ndarray:
+    """N_INPUTS_PER_MODEL random int8 inputs; the first two are all -128 and all 127."""
+    rng = np.random.default_rng(1000 + seed)
+    inputs = rng.integers(-128, 128, (N_INPUTS_PER_MODEL, n_inputs), dtype=np.int8)
+    inputs[0], inputs[1] = -128, 127
+    return inputs
+
+
+def converted(seed: int, per_channel: bool = True, **kinds) -> dict:
+    model, representative = random_dense_model(seed, **kinds)
+    network = dense_network(model)
+    float_tflite, int8_tflite = to_tflite(network, representative, per_channel=per_channel)
+    return {
+        "seed": seed,
+        "model": model,
+        "network": network,
+        "representative": representative,
+        "float_tflite": float_tflite,
+        "int8_tflite": int8_tflite,
+        "sources": generate_c(int8_tflite, "model"),
+        "inputs": random_int8_inputs(network.n_inputs, seed),
+    }
+
+
+@pytest.fixture(scope="module")
+def random_models() -> list[dict]:
+    return [converted(seed) for seed in range(N_RANDOM_MODELS)]
+
+
+@pytest.fixture(scope="module")
+def digits_model() -> dict:
+    """A 64-32-10 classifier trained briefly on scikit-learn's 8x8 digits."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x, y = digits.data.astype(np.float32) / 16.0, digits.target
+    keras.utils.set_random_seed(0)
+    model = build_model((64,), [32, 10], ["relu", "softmax"], seed=0)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x[:1400], y[:1400], epochs=40, batch_size=32, verbose=0)
+    float_tflite, int8_tflite = to_tflite(dense_network(model), x[:300])
+    quantized = read_int8_tflite(int8_tflite)
+    x_test = x[1400:]
+    q = np.round(x_test / quantized.input_scale) + quantized.input_zero_point
+    return {
+        "model": model,
+        "quantized": quantized,
+        "int8_tflite": int8_tflite,
+        "x_test": x_test,
+        "x_test_int8": np.clip(q, -128, 127).astype(np.int8),
+        "y_test": y[1400:],
+    }
+
+
+def test_c_engine_matches_tflite_micro_on_random_dense_models(random_models):
+    differing = {}
+    for case in random_models:
+        expected = tflm_invoke(case["int8_tflite"], case["inputs"])
+        actual = c_engine_invoke(case["sources"], case["inputs"])
+        differing[f"seed {case['seed']} {case['network']}"] = int(np.sum(actual != expected))
+    assert len(differing) >= 20
+    assert sum(differing.values()) == 0, differing
+
+
+def test_random_models_cover_widths_inputs_biases_and_activations(random_models):
+    networks = [case["network"] for case in random_models]
+    assert {1, 784} <= {network.n_inputs for network in networks}
+    assert {len(network.layers) for network in networks} == {1, 2, 3, 4}
+    assert {"relu", "linear", "softmax"} <= {
+        layer.activation for network in networks for layer in network.layers
+    }
+    # The converter folds a linear layer's bias into the next layer's, so check per model.
+    for case in random_models:
+        layers = read_int8_tflite(case["int8_tflite"]).layers
+        assert any(layer.kind == "dense" and layer.bias is not None for layer in layers)
+
+
+def test_c_engine_is_clean_under_address_and_undefined_sanitizers(random_models):
+    for case in random_models:
+        inputs = case["inputs"][:100]  # includes the all -128 and all 127 inputs
+        actual = c_engine_invoke(case["sources"], inputs, sanitize=True)
+        np.testing.assert_array_equal(actual, tflm_invoke(case["int8_tflite"], inputs))
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
+def test_sigmoid_and_tanh_layers_match_tflite_micro(activation):
+    kinds = {"hidden": ("relu", activation), "outputs": (activation,)}
+    for seed in (100, 101, 102):
+        case = converted(seed, **kinds)
+        assert activation.replace("sigmoid", "logistic").upper() in operator_names(
+            case["int8_tflite"]
+        )
+        expected = tflm_invoke(case["int8_tflite"], case["inputs"])
+        actual = c_engine_invoke(case["sources"], case["inputs"], sanitize=seed == 100)
+        assert np.sum(actual != expected) == 0, f"seed {seed} {case['network']}"
+
+
+def test_per_tensor_weight_scales_match_tflite_micro():
+    """One scale per layer: TFLM multiplies input_scale * filter_scale in float, not double."""
+    for seed in (200, 201, 202):
+        case = converted(seed, per_channel=False)
+        assert not read_int8_tflite(case["int8_tflite"]).layers[0].per_channel
+        expected = tflm_invoke(case["int8_tflite"], case["inputs"])
+        assert np.sum(c_engine_invoke(case["sources"], case["inputs"]) != expected) == 0
+
+
+def test_generated_c_compiles_cleanly_with_gcc_and_for_cortex_m4(random_models, tmp_path):
+    biggest = max(random_models, key=lambda case: case["network"].n_params)
+    smallest = min(random_models, key=lambda case: case["network"].n_params)
+    compilers = [["gcc", *C_FLAGS]]
+    if shutil.which("arm-none-eabi-gcc"):
+        compilers.append(["arm-none-eabi-gcc", *CORTEX_M4_FLAGS])
+    for case in (biggest, smallest):
+        for name, text in case["sources"].items():
+            (tmp_path / name).write_text(text)
+        for compiler in compilers:
+            result = subprocess.run(
+                [*compiler, "-c", "model.c", "-o", "model.o"],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+            )
+            assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+def test_float_tflite_agrees_with_the_keras_model(random_models):
+    import tensorflow as tf
+
+    for case in random_models[:8]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            interpreter = tf.lite.Interpreter(model_content=case["float_tflite"])
+        interpreter.allocate_tensors()
+        (input_detail,), (output_detail,) = (
+            interpreter.get_input_details(),
+            interpreter.get_output_details(),
+        )
+        samples = case["representative"][:20]
+        expected = case["model"].predict(samples, verbose=0)
+        for sample, keras_output in zip(samples, expected, strict=True):
+            interpreter.set_tensor(input_detail["index"], sample[np.newaxis, :])
+            interpreter.invoke()
+            tflite_output = interpreter.get_tensor(output_detail["index"])[0]
+            scale = max(1.0, float(np.max(np.abs(keras_output))))
+            np.testing.assert_allclose(tflite_output, keras_output, rtol=1e-4, atol=1e-4 * scale)
+
+
+def test_int8_accuracy_stays_close_to_float_on_digits(digits_model):
+    y_test = digits_model["y_test"]
+    float_predictions = digits_model["model"].predict(digits_model["x_test"], verbose=0)
+    float_accuracy = np.mean(np.argmax(float_predictions, axis=1) == y_test)
+    sources = generate_c(digits_model["quantized"], "model")
+    int8_outputs = c_engine_invoke(sources, digits_model["x_test_int8"])
+    int8_accuracy = np.mean(np.argmax(int8_outputs, axis=1) == y_test)
+    assert float_accuracy > 0.85  # about 0.91 after 40 epochs on 1,400 digits
+    assert int8_accuracy >= float_accuracy - 0.02
+    expected = tflm_invoke(digits_model["int8_tflite"], digits_model["x_test_int8"])
+    np.testing.assert_array_equal(int8_outputs, expected)
+
+
+def test_example_builds_and_classifies_the_stored_digits(digits_model, tmp_path):
+    for file in ("main.c", "Makefile"):
+        shutil.copy(EXAMPLE / file, tmp_path / file)
+    files = generate_c(digits_model["quantized"], "model") | samples_header(
+        digits_model["x_test_int8"][:10], digits_model["y_test"][:10], "test_samples"
+    )
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    build = subprocess.run(["make", "CC=gcc"], cwd=tmp_path, capture_output=True, text=True)
+    assert build.returncode == 0, build.stdout + build.stderr
+    run = subprocess.run(["./classify_digits"], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0
+    lines = run.stdout.splitlines()
+    assert len(lines) == 11 and lines[0].startswith("digit  0: predicted ")
+    correct = int(lines[-1].split()[0])
+    assert lines[-1] == f"{correct} of 10 correct" and correct >= 8
+
+
+def test_784_20_10_model_fits_a_small_microcontroller():
+    model = build_model((28, 28), [20, 10], ["relu", "softmax"], seed=0)
+    representative = np.random.default_rng(0).random((100, 28, 28), dtype=np.float32)
+    _, int8_tflite = to_tflite(dense_network(model), representative)
+    size = c_engine_size(generate_c(int8_tflite, "mnist"), "mnist")
+    weights = 784 * 20 + 20 * 10
+    assert weights < size["flash_bytes"] < weights + 8 * 1024
+    assert size["ram_bytes"] <= 20 + 10 + 16  # the two ping-pong buffers, nothing else
+    assert tflm_arena_bytes(int8_tflite) > size["ram_bytes"]
+
+
+def test_tflite_c_array_holds_the_whole_flatbuffer_16_byte_aligned(random_models, tmp_path):
+    int8_tflite = random_models[0]["int8_tflite"]
+    for name, text in tflite_c_array(int8_tflite, "model").items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "check.c").write_text(
+        '#include <stdint.h>\n#include <stdio.h>\n#include "model_tflite.h"\n'
+        "int main(void) {\n    unsigned long sum = 0;\n    unsigned int i;\n"
+        "    for (i = 0; i < model_tflite_len; i++) sum += model_tflite[i];\n"
+        '    printf("%u %lu %d\\n", model_tflite_len, sum, (int)((uintptr_t)model_tflite % 16));\n'
+        "    return 0;\n}\n"
+    )
+    subprocess.run(
+        ["gcc", *C_FLAGS, "check.c", "model_tflite.c", "-o", "check"], cwd=tmp_path, check=True
+    )
+    output = subprocess.run(["./check"], cwd=tmp_path, capture_output=True, text=True).stdout
+    assert output.split() == [str(len(int8_tflite)), str(sum(int8_tflite)), "0"]
+
+
+def test_quantize_multiplier_rounds_like_tflite():
+    assert quantize_multiplier(0.5) == (1 << 30, 0)
+    assert quantize_multiplier(1.0) == (1 << 30, 1)
+    assert quantize_multiplier(0.0) == (0, 0)
+    assert quantize_multiplier(1 - 2.0**-40) == (1 << 30, 1)  # rounds up to 2^31: renormalized
+    assert quantize_multiplier(2.0**-40) == (0, 0)  # shift below -31 flushes to zero
+    assert quantize_multiplier(0.75 + 2.0**-32) == (1610612737, 0)  # .5 rounds away, not to even
+
+
+def test_user_mistakes_are_reported_as_denselab_errors(random_models):
+    case = random_models[0]
+    with pytest.raises(DenselabError, match="C identifier"):
+        generate_c(case["int8_tflite"], "my-model")
+    with pytest.raises(DenselabError, match="representative"):
+        to_tflite(case["network"], np.zeros((10, case["network"].n_inputs + 1), np.float32))
+    with pytest.raises(DenselabError, match="int8"):
+        c_engine_invoke(case["sources"], case["inputs"].astype(np.float32))
+    with pytest.raises(DenselabError, match="flatbuffer"):
+        read_int8_tflite(b"not a model")
