@@ -12,8 +12,14 @@ def files(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("bad")
     (folder / "notes.keras").write_text("this is not a model")
-    conv = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3, name="conv"),
-                             keras.layers.Flatten(), keras.layers.Dense(2)])  # fmt: skip
+    conv = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(2, 3, name="conv"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2),
+        ]
+    )
     conv.save(folder / "conv.keras")
     dense = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
     dense.save(folder / "dense.keras")
@@ -27,7 +33,10 @@ CASES = [
     (["inspect", "{f}/notes.keras"], "is not a valid .keras file"),
     (["inspect", "{f}/missing.keras"], "no model at"),
     (["inspect", "{f}/conv.keras"], "layer 'conv' is a Conv2D; denselab handles dense networks"),
-    (["explain", "{f}/dense.keras", "--input", "{f}/wrong.npy"], "has shape (5,) but the model takes (4,)"),
+    (
+        ["explain", "{f}/dense.keras", "--input", "{f}/wrong.npy"],
+        "has shape (5,) but the model takes (4,)",
+    ),
     (["train", "{f}/nan.csv"], "line 4: NaN or infinity"),
     (["explain", "{f}/dense.keras"], "which dataset?"),
     (["train", "mnist-5k", "--layers", "20,x"], "--layers takes whole numbers"),

@@ -24,7 +24,9 @@ def test_mnist_5k_is_mlxtends_digits_split_4000_1000():
     x, y = mnist_data()
     both = np.concatenate([data.x_train, data.x_test]).reshape(5000, 784) * 255
     assert np.allclose(np.sort(both.sum(axis=1)), np.sort(x.sum(axis=1)), atol=1e-2)
-    assert np.bincount(np.concatenate([data.y_train, data.y_test])).tolist() == np.bincount(y).tolist()
+    assert (
+        np.bincount(np.concatenate([data.y_train, data.y_test])).tolist() == np.bincount(y).tolist()
+    )
     assert 0.0 <= data.x_train.min() and data.x_train.max() <= 1.0
 
 
@@ -35,7 +37,9 @@ def test_digits_are_sklearns_8x8():
 
 
 def _write_idx(path, array):
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
+        f">{array.ndim}I", *array.shape
+    )
     with gzip.open(path, "wb") as stream:
         stream.write(header + array.astype(np.uint8).tobytes())
 
@@ -93,14 +97,24 @@ def test_csv_with_nan_says_which_line(tmp_path):
 
 
 def test_npz_needs_its_four_arrays_and_no_pickles(tmp_path):
-    np.savez(tmp_path / "ok.npz", x_train=np.ones((4, 2)), y_train=np.array([0, 1, 0, 1]),
-             x_test=np.ones((2, 2)), y_test=np.array([1, 0]))  # fmt: skip
+    np.savez(
+        tmp_path / "ok.npz",
+        x_train=np.ones((4, 2)),
+        y_train=np.array([0, 1, 0, 1]),
+        x_test=np.ones((2, 2)),
+        y_test=np.array([1, 0]),
+    )
     assert load_dataset(str(tmp_path / "ok.npz")).n_classes == 2
     np.savez(tmp_path / "half.npz", x_train=np.ones((4, 2)))
     with pytest.raises(DenselabError, match="lacks y_train"):
         load_dataset(str(tmp_path / "half.npz"))
-    np.savez(tmp_path / "objects.npz", x_train=np.array([{"a": 1}], dtype=object),
-             y_train=np.zeros(1), x_test=np.zeros(1), y_test=np.zeros(1))  # fmt: skip
+    np.savez(
+        tmp_path / "objects.npz",
+        x_train=np.array([{"a": 1}], dtype=object),
+        y_train=np.zeros(1),
+        x_test=np.zeros(1),
+        y_test=np.zeros(1),
+    )
     with pytest.raises(DenselabError, match="cannot read .* as NPZ"):
         load_dataset(str(tmp_path / "objects.npz"))
 

@@ -19,13 +19,27 @@ def test_deploy_the_lesson_model_bit_exact_with_tflite_micro(lesson_run, cli, tm
     assert 0 < result["ram_bytes"] <= 1024
     assert 0 < result["flash_bytes"] <= 17 * 1024
     assert result["tflm_arena_bytes"] > 0
-    for name in ("model_float.tflite", "model_int8.tflite", "model.h", "model.c",
-                 "model_tflite.h", "model_tflite.c", "test_samples.h", "report.json"):  # fmt: skip
+    for name in (
+        "model_float.tflite",
+        "model_int8.tflite",
+        "model.h",
+        "model.c",
+        "model_tflite.h",
+        "model_tflite.c",
+        "test_samples.h",
+        "report.json",
+    ):
         assert (out / name).exists(), name
     assert json.loads((out / "report.json").read_text())["c_vs_tflm_differing_samples"] == 0
     header = (out / "model.h").read_text()
-    for macro in ("MODEL_INPUT_SIZE", "MODEL_OUTPUT_SIZE", "MODEL_INPUT_SCALE",
-                  "MODEL_INPUT_ZERO_POINT", "MODEL_OUTPUT_SCALE", "MODEL_OUTPUT_ZERO_POINT"):  # fmt: skip
+    for macro in (
+        "MODEL_INPUT_SIZE",
+        "MODEL_OUTPUT_SIZE",
+        "MODEL_INPUT_SCALE",
+        "MODEL_INPUT_ZERO_POINT",
+        "MODEL_OUTPUT_SCALE",
+        "MODEL_OUTPUT_ZERO_POINT",
+    ):
         assert macro in header
     again = cli("verify", out, "--json")
     assert again["c_vs_tflm_differing_samples"] == 0
@@ -45,11 +59,18 @@ def test_deploy_fashion_mnist_bit_exact_on_all_10000_test_images(cli, tmp_path):
 def test_deploy_refuses_a_conv_layer_by_name(tmp_path):
     import keras
 
-    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(2, 3, name="conv"),
-                              keras.layers.Flatten(), keras.layers.Dense(10)])  # fmt: skip
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(2, 3, name="conv"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10),
+        ]
+    )
     model.save(tmp_path / "conv.keras")
-    result = run_denselab("deploy", tmp_path / "conv.keras", "--data", "mnist-5k",
-                          "--out", tmp_path / "fw")  # fmt: skip
+    result = run_denselab(
+        "deploy", tmp_path / "conv.keras", "--data", "mnist-5k", "--out", tmp_path / "fw"
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "denselab deploy: layer 'conv' is a Conv2D; denselab handles dense networks only "

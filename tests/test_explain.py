@@ -22,12 +22,18 @@ def _plain_keras_model(seed: int, functional: bool):
     inputs = keras.Input(shape=shape)
     x = keras.layers.Flatten()(inputs) if len(shape) == 2 else inputs
     layers = []
-    for index, (width, activation) in enumerate(zip(widths, activations)):
+    for index, (width, activation) in enumerate(zip(widths, activations, strict=True)):
         initializer = keras.initializers.RandomNormal(stddev=0.5, seed=seed * 10 + index)
-        layers.append(keras.layers.Dense(width, activation=activation,
-                                         kernel_initializer=initializer,
-                                         bias_initializer=keras.initializers.RandomNormal(
-                                             stddev=0.3, seed=seed * 10 + index + 5)))  # fmt: skip
+        layers.append(
+            keras.layers.Dense(
+                width,
+                activation=activation,
+                kernel_initializer=initializer,
+                bias_initializer=keras.initializers.RandomNormal(
+                    stddev=0.3, seed=seed * 10 + index + 5
+                ),
+            )
+        )
     if functional:
         for layer in layers:
             x = layer(x)
@@ -52,10 +58,16 @@ def test_explain_matches_keras_on_models_saved_by_plain_keras(seed, tmp_path, cl
 def test_separate_activation_layers_are_folded_into_their_dense_layer():
     import keras
 
-    model = keras.Sequential([
-        keras.Input(shape=(5,)), keras.layers.Dense(4), keras.layers.ReLU(),
-        keras.layers.Dropout(0.5), keras.layers.Dense(3), keras.layers.Activation("softmax"),
-    ])  # fmt: skip
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(5,)),
+            keras.layers.Dense(4),
+            keras.layers.ReLU(),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(3),
+            keras.layers.Activation("softmax"),
+        ]
+    )
     network = dense_network(model)
     assert [layer.activation for layer in network.layers] == ["relu", "softmax"]
     x = np.random.default_rng(1).normal(size=(8, 5)).astype(np.float32)
@@ -103,7 +115,9 @@ def test_predict_a_photo_of_a_digit_dark_on_light(lesson_run, cli, tmp_path):
         canvas = np.full((120, 100), 255, np.uint8)
         canvas[10:94, 5:89] = np.asarray(Image.fromarray(digit).resize((84, 84)))
         Image.fromarray(canvas).save(tmp_path / f"digit{index}.png")
-        result = cli("predict", lesson_run.path, "--input", tmp_path / f"digit{index}.png", "--json")
+        result = cli(
+            "predict", lesson_run.path, "--input", tmp_path / f"digit{index}.png", "--json"
+        )
         hits += result["predicted_class"] == data.y_test[index]
     assert hits >= 8
 
@@ -113,8 +127,14 @@ def test_load_model_refuses_what_is_not_a_dense_network(tmp_path):
 
     from denselab.errors import DenselabError
 
-    conv = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3),
-                             keras.layers.Flatten(), keras.layers.Dense(2)])  # fmt: skip
+    conv = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(2, 3),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2),
+        ]
+    )
     conv.save(tmp_path / "conv.keras")
     with pytest.raises(DenselabError, match="'conv2d.*' is a Conv2D"):
         dense_network(load_model(tmp_path / "conv.keras"))

@@ -78,7 +78,7 @@ def test_training_with_a_seed_repeats_exactly(tmp_path):
     config = TrainConfig(dataset="digits", units=[16, 10], epochs=3, seed=7)
     first = train(config, out=tmp_path / "a")
     second = train(config, out=tmp_path / "b")
-    for a, b in zip(first.model.get_weights(), second.model.get_weights()):
+    for a, b in zip(first.model.get_weights(), second.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert first.history["loss"] == second.history["loss"]
 
@@ -88,10 +88,26 @@ def test_other_stacks_and_regression_from_a_csv(cli, tmp_path):
     x = rng.normal(size=(200, 3))
     y = x @ np.array([1.5, -2.0, 0.5]) + 0.3
     csv = tmp_path / "linear.csv"
-    csv.write_text("a,b,c,target\n" + "\n".join(",".join(f"{v:.6f}" for v in row)
-                   for row in np.column_stack([x, y])))  # fmt: skip
-    result = cli("train", csv, "--layers", "8,1", "--activations", "tanh,linear", "--epochs", "60",
-                 "--learning-rate", "0.01", "--out", tmp_path / "run", "--no-plots", "--json")  # fmt: skip
+    csv.write_text(
+        "a,b,c,target\n"
+        + "\n".join(",".join(f"{v:.6f}" for v in row) for row in np.column_stack([x, y]))
+    )
+    result = cli(
+        "train",
+        csv,
+        "--layers",
+        "8,1",
+        "--activations",
+        "tanh,linear",
+        "--epochs",
+        "60",
+        "--learning-rate",
+        "0.01",
+        "--out",
+        tmp_path / "run",
+        "--no-plots",
+        "--json",
+    )
     assert result["val_mae"] < 0.5
     explained = cli("explain", tmp_path / "run", "--index", "3", "--json")
     assert explained["max_abs_diff"] < 1e-5

@@ -60,7 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--activations", help="one per layer (default relu..., softmax or linear)")
     p.add_argument("--epochs", type=int, default=20, help="default 20, as the lesson")
     p.add_argument("--batch-size", type=int, help="default 32, as Keras's fit")
-    p.add_argument("--learning-rate", type=float, default=1e-3, help="default 0.001 (Adam's)")
+    p.add_argument("--learning-rate", type=float, help="peak learning rate (default 0.002)")
+    p.add_argument(
+        "--schedule",
+        choices=["cosine", "constant"],
+        help="learning rate: cosine decay to 0 (default) or constant (the course's)",
+    )
     p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--target", help="CSV target column, by name or index (default last)")
@@ -177,8 +182,12 @@ def _tour(args) -> dict:
     return {
         "neuron": lesson_1,
         "two_layers": lesson_1b,
-        "classifier": {"dataset": dataset, "model_path": str(run.path / "model.keras"),
-                       **run.metrics, **lesson_2},  # fmt: skip
+        "classifier": {
+            "dataset": dataset,
+            "model_path": str(run.path / "model.keras"),
+            **run.metrics,
+            **lesson_2,
+        },
     }
 
 
@@ -210,19 +219,28 @@ def _train(args) -> dict:
         if args.activations:
             activations = [a.strip() for a in args.activations.split(",")]
         config = TrainConfig(
-            dataset=args.dataset, units=units, activations=activations, epochs=args.epochs,
-            learning_rate=args.learning_rate, optimizer=args.optimizer, seed=args.seed,
-            target=args.target, task=args.task,
-        )  # fmt: skip
-        if args.batch_size:
-            config.batch_size = args.batch_size
+            dataset=args.dataset,
+            units=units,
+            activations=activations,
+            epochs=args.epochs,
+            optimizer=args.optimizer,
+            seed=args.seed,
+            target=args.target,
+            task=args.task,
+        )
+        for flag in ("batch_size", "learning_rate", "schedule"):
+            if getattr(args, flag) is not None:
+                setattr(config, flag, getattr(args, flag))
         run = train(config, out=args.out, data=data)
     metrics = dict(run.metrics)
     report.table("Result", ["metric", "value"], [(k, _fmt(v)) for k, v in metrics.items()])
     report.say(f"saved to {run.path}")
-    if not args.no_plots and not metrics.get("interrupted"):
+    result = {**metrics, "model_path": str(run.path / "model.keras"), "run": str(run.path)}
+    if metrics.get("interrupted"):
+        return result, 130
+    if not args.no_plots:
         _pictures(run.path, None, None)
-    return {**metrics, "model_path": str(run.path / "model.keras"), "run": str(run.path)}
+    return result
 
 
 def _inspect(args) -> dict:
@@ -236,13 +254,22 @@ def _inspect(args) -> dict:
         f"{args.model}: {network!r}, {network.n_params:,} parameters",
         ["layer", "kernel shape", "bias shape", "params", "activation"],
         [
-            (r["layer"], tuple(r["kernel_shape"]), tuple(r["bias_shape"]), f"{r['params']:,}",
-             r["activation"])  # fmt: skip
+            (
+                r["layer"],
+                tuple(r["kernel_shape"]),
+                tuple(r["bias_shape"]),
+                f"{r['params']:,}",
+                r["activation"],
+            )
             for r in rows
         ],
     )
-    result = {"model": str(args.model), "input_shape": list(network.input_shape), "layers": rows,
-              "params": network.n_params}  # fmt: skip
+    result = {
+        "model": str(args.model),
+        "input_shape": list(network.input_shape),
+        "layers": rows,
+        "params": network.n_params,
+    }
     if args.layer is not None or args.neuron is not None:
         neuron = neuron_weights(network, args.layer or 1, args.neuron or 0)
         weights = neuron["weights"]
@@ -292,8 +319,10 @@ def _explain(args) -> dict:
         "prediction": result.keras_prediction.tolist(),
         "hand_prediction": result.prediction.tolist(),
         "max_abs_diff": result.max_abs_diff,
-        "layers": [[{"neuron": n.neuron, "z": n.z, "output": n.output, "bias": n.bias}
-                    for n in neurons] for neurons in result.layers],  # fmt: skip
+        "layers": [
+            [{"neuron": n.neuron, "z": n.z, "output": n.output, "bias": n.bias} for n in neurons]
+            for neurons in result.layers
+        ],
     }
     if len(result.prediction) > 1:
         out["predicted_class"] = int(result.prediction.argmax())
@@ -329,8 +358,11 @@ def _evaluate(args) -> dict:
     model = load_model(args.model)
     data = _data_for(args.model, args.data)
     scores = evaluate(model, data)
-    report.table(f"{args.model} on {data.name}", ["metric", "value"],
-                 [(k, _fmt(v)) for k, v in scores.items()])  # fmt: skip
+    report.table(
+        f"{args.model} on {data.name}",
+        ["metric", "value"],
+        [(k, _fmt(v)) for k, v in scores.items()],
+    )
     return scores
 
 
@@ -344,8 +376,10 @@ def _datasets(args) -> dict:
         rows.append((name, "yes" if here else "no", description, where))
         result[name] = {"available": here, "where": where, "description": description}
     report.table("datasets", ["name", "here", "what", "where"], rows)
-    report.say("Also: your own .csv (target column by --target) or .npz "
-               "(x_train, y_train, x_test, y_test).")  # fmt: skip
+    report.say(
+        "Also: your own .csv (target column by --target) or .npz "
+        "(x_train, y_train, x_test, y_test)."
+    )
     return result
 
 
@@ -383,10 +417,19 @@ def _explore(args) -> dict:
 
 
 _COMMANDS = {
-    "tour": _tour, "neuron": _neuron, "train": _train, "inspect": _inspect,
-    "explain": _explain, "predict": _predict, "evaluate": _evaluate, "datasets": _datasets,
-    "deploy": _deploy, "verify": _verify, "plot": _plot, "explore": _explore,
-}  # fmt: skip
+    "tour": _tour,
+    "neuron": _neuron,
+    "train": _train,
+    "inspect": _inspect,
+    "explain": _explain,
+    "predict": _predict,
+    "evaluate": _evaluate,
+    "datasets": _datasets,
+    "deploy": _deploy,
+    "verify": _verify,
+    "plot": _plot,
+    "explore": _explore,
+}
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -437,7 +480,9 @@ def _int_list(text: str, flag: str) -> list[int]:
     try:
         values = [int(part) for part in text.split(",")]
     except ValueError:
-        raise DenselabError(f"{flag} takes whole numbers separated by commas, e.g. 64,32,10") from None
+        raise DenselabError(
+            f"{flag} takes whole numbers separated by commas, e.g. 64,32,10"
+        ) from None
     if not values or min(values) < 1:
         raise DenselabError(f"{flag}: every layer needs at least 1 neuron")
     return values

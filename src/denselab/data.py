@@ -82,7 +82,9 @@ def _line() -> Dataset:
 def _mnist() -> Dataset:
     path = keras_cache_dir() / "mnist.npz"
     if not path.exists():
-        path = _download("mnist.npz", "https://storage.googleapis.com/tensorflow/tf-keras-datasets/")
+        path = _download(
+            "mnist.npz", "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+        )
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != MNIST_SHA256:
         raise DenselabError(f"{path} is not the MNIST file Keras uses (sha256 {digest[:12]}...)")
@@ -92,9 +94,17 @@ def _mnist() -> Dataset:
 
 
 FASHION_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-]  # fmt: skip
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 
 def _fashion_mnist() -> Dataset:
@@ -148,7 +158,9 @@ def _digits() -> Dataset:
     cut = int(len(x) * 0.8)
     train, test = order[:cut], order[cut:]
     source = "sklearn.datasets.load_digits (8x8)"
-    return Dataset("digits", x[train], y[train], x[test], y[test], "classification", source, _DIGITS)
+    return Dataset(
+        "digits", x[train], y[train], x[test], y[test], "classification", source, _DIGITS
+    )
 
 
 DATASETS: dict[str, tuple[Callable[[], Dataset], str]] = {
@@ -238,7 +250,9 @@ def _npz(path: Path, task: str | None) -> Dataset:
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in keys if k not in npz.files]
             if missing:
-                raise DenselabError(f"{path} lacks {', '.join(missing)}; it needs {', '.join(keys)}")
+                raise DenselabError(
+                    f"{path} lacks {', '.join(missing)}; it needs {', '.join(keys)}"
+                )
             arrays = {k: npz[k] for k in keys}
     except DenselabError:
         raise
@@ -271,7 +285,9 @@ def _csv(path: Path, target: str | None, task: str | None) -> Dataset:
     try:
         table = np.array([[float(c) for c in row.split(",")] for row in rows], dtype=np.float64)
     except ValueError:
-        bad = next(i for i, row in enumerate(rows) if not all(_is_number(c) for c in row.split(",")))
+        bad = next(
+            i for i, row in enumerate(rows) if not all(_is_number(c) for c in row.split(","))
+        )
         raise DenselabError(
             f"{path} line {bad + 1 + header}: not all numbers (only a first header row is allowed)"
         ) from None
@@ -279,7 +295,9 @@ def _csv(path: Path, target: str | None, task: str | None) -> Dataset:
         raise DenselabError(f"{path}: need at least 2 rows and 2 columns of numbers")
     if not np.isfinite(table).all():
         row = int(np.argwhere(~np.isfinite(table))[0][0])
-        raise DenselabError(f"{path} line {row + 1 + header}: NaN or infinity; clean the data first")
+        raise DenselabError(
+            f"{path} line {row + 1 + header}: NaN or infinity; clean the data first"
+        )
     column = _column(names, target, path)
     y = table[:, column]
     x = np.delete(table, column, axis=1).astype(np.float32)
@@ -299,13 +317,24 @@ def _labelled(name, x_train, y_train, x_test, y_test, task, path) -> Dataset:
             raise DenselabError(f"{path}: classification labels must be whole numbers 0, 1, 2, ...")
         n_classes = int(y_all.max()) + 1
         return Dataset(
-            name, x_train, np.asarray(y_train, np.int64), x_test, np.asarray(y_test, np.int64),
-            "classification", str(path), [str(c) for c in range(n_classes)],
-        )  # fmt: skip
+            name,
+            x_train,
+            np.asarray(y_train, np.int64),
+            x_test,
+            np.asarray(y_test, np.int64),
+            "classification",
+            str(path),
+            [str(c) for c in range(n_classes)],
+        )
     return Dataset(
-        name, x_train, np.asarray(y_train, np.float32), x_test, np.asarray(y_test, np.float32),
-        "regression", str(path),
-    )  # fmt: skip
+        name,
+        x_train,
+        np.asarray(y_train, np.float32),
+        x_test,
+        np.asarray(y_test, np.float32),
+        "regression",
+        str(path),
+    )
 
 
 def _column(names: list[str], target: str | None, path: Path) -> int:
@@ -415,7 +444,9 @@ def load_input(path: str | Path, input_shape: tuple[int, ...]) -> np.ndarray:
     return array.reshape(input_shape)
 
 
-def test_sample(data: Dataset, index: int, input_shape: tuple[int, ...]) -> tuple[np.ndarray, object]:
+def test_sample(
+    data: Dataset, index: int, input_shape: tuple[int, ...]
+) -> tuple[np.ndarray, object]:
     """Test sample ``index`` of ``data`` and its label, checked against the model's input."""
     if not -len(data.x_test) <= index < len(data.x_test):
         raise DenselabError(f"{data.name} has test samples 0..{len(data.x_test) - 1}; no {index}")

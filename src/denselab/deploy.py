@@ -29,12 +29,12 @@ def deploy(
     name: str = "model",
     calibration_samples: int = CALIBRATION_SAMPLES,
 ) -> dict:
-    """Write int8/float ``.tflite``, the C engine and ``report.json`` for a dense model into ``out``.
+    """Write the int8 and float ``.tflite``, the C engine and ``report.json`` into ``out``.
 
     Raises :class:`CheckFailed` (exit status 1) if any test sample's C output differs from
     TFLite Micro's in any byte.
     """
-    from .compile import generate_c, test_samples_c, tflite_c_array
+    from .compile import generate_c, samples_header, tflite_c_array
     from .quantize import to_tflite
 
     if not name.isidentifier():
@@ -55,7 +55,7 @@ def deploy(
 
     engine = generate_c(int8_tflite, name=name)
     inputs = quantize_inputs(int8_tflite, dataset.x_test)
-    example = test_samples_c(inputs[:EXAMPLE_SAMPLES], _labels(dataset)[:EXAMPLE_SAMPLES])
+    example = samples_header(inputs[:EXAMPLE_SAMPLES], _labels(dataset)[:EXAMPLE_SAMPLES])
     for filename, text in {**engine, **tflite_c_array(int8_tflite, name), **example}.items():
         _io.write_text(folder / filename, text)
 
@@ -92,8 +92,12 @@ def verify_folder(folder: str | Path, data: str | None = None) -> dict:
     dataset = load_dataset(data or previous["dataset"])
     model = load_model(previous["model"]) if Path(previous["model"]).exists() else None
     inputs = quantize_inputs(int8_tflite, dataset.x_test)
-    result = {"folder": str(folder), "dataset": dataset.name, "name": name,
-              **_measure(model, int8_tflite, engine, dataset, inputs, name)}  # fmt: skip
+    result = {
+        "folder": str(folder),
+        "dataset": dataset.name,
+        "name": name,
+        **_measure(model, int8_tflite, engine, dataset, inputs, name),
+    }
     _show(result, folder)
     if result["c_vs_tflm_differing_samples"]:
         raise CheckFailed(f"{result['c_vs_tflm_differing_samples']} test samples differ")
@@ -102,7 +106,7 @@ def verify_folder(folder: str | Path, data: str | None = None) -> dict:
 
 def quantize_inputs(int8_tflite: bytes, x: np.ndarray) -> np.ndarray:
     """Float inputs (n_samples, ...) -> int8 (n_samples, n_inputs): q = round(x / scale) + zp."""
-    from .compile import read_int8_tflite
+    from .quantized import read_int8_tflite
 
     quantized = read_int8_tflite(int8_tflite)
     flat = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
@@ -111,7 +115,7 @@ def quantize_inputs(int8_tflite: bytes, x: np.ndarray) -> np.ndarray:
 
 
 def dequantize_outputs(int8_tflite: bytes, q: np.ndarray) -> np.ndarray:
-    from .compile import read_int8_tflite
+    from .quantized import read_int8_tflite
 
     quantized = read_int8_tflite(int8_tflite)
     return (q.astype(np.float32) - quantized.output_zero_point) * quantized.output_scale
@@ -154,16 +158,20 @@ def _measure(model, int8_tflite, engine, dataset: Dataset, inputs, name) -> dict
 def _show(result: dict, folder: Path) -> None:
     rows = []
     labels = {
-        "params": "parameters", "macs": "MACs per inference",
+        "params": "parameters",
+        "macs": "MACs per inference",
         "flash_bytes": f"flash, C engine ({result['size_toolchain']})",
         "ram_bytes": "RAM, C engine (activation buffers)",
         "tflm_arena_bytes": "TFLite Micro arena (64-bit host)",
         "tflite_int8_bytes": ".tflite int8 file",
-        "keras_accuracy": "accuracy, Keras float", "tflm_int8_accuracy": "accuracy, TFLM int8",
-        "c_int8_accuracy": "accuracy, C engine int8", "keras_mae": "MAE, Keras float",
-        "c_int8_mae": "MAE, C engine int8", "test_samples": "test samples compared",
+        "keras_accuracy": "accuracy, Keras float",
+        "tflm_int8_accuracy": "accuracy, TFLM int8",
+        "c_int8_accuracy": "accuracy, C engine int8",
+        "keras_mae": "MAE, Keras float",
+        "c_int8_mae": "MAE, C engine int8",
+        "test_samples": "test samples compared",
         "c_vs_tflm_differing_samples": "samples where C differs from TFLM",
-    }  # fmt: skip
+    }
     for key, label in labels.items():
         if key in result:
             value = result[key]

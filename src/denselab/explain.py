@@ -112,9 +112,15 @@ def explain(network: DenseNetwork, model, x: np.ndarray) -> Explanation:
 
 def _neuron(layer: DenseLayer, j: int, a: np.ndarray, z: np.ndarray, out) -> NeuronExplanation:
     return NeuronExplanation(
-        layer.name, j, a, layer.kernel[:, j], float(layer.bias[j]), float(z[j]),
-        layer.activation, float(out[j]),
-    )  # fmt: skip
+        layer.name,
+        j,
+        a,
+        layer.kernel[:, j],
+        float(layer.bias[j]),
+        float(z[j]),
+        layer.activation,
+        float(out[j]),
+    )
 
 
 def layer_table(network: DenseNetwork) -> list[dict]:

@@ -34,7 +34,8 @@ def hand_training_loop(
 ) -> HandLoop:
     """Fit ``y = w x + b`` by gradient descent, the loop the lesson describes.
 
-    loss = mean((w x + b - y)^2);  dloss/dw = 2 mean((w x + b - y) x);  dloss/db = 2 mean(w x + b - y)
+    loss = mean((w x + b - y)^2)
+    dloss/dw = 2 mean((w x + b - y) x),  dloss/db = 2 mean(w x + b - y)
     """
     xs, ys = np.ravel(xs).astype(np.float64), np.ravel(ys).astype(np.float64)
     w = b = 0.0
@@ -86,7 +87,9 @@ def neuron_lesson(
         loss="mean_squared_error",
         steps_per_execution=epochs,
     )
-    report.heading("One neuron learns y = 2x - 1" if not hidden else f"Two layers: {hidden}, then 1")
+    report.heading(
+        "One neuron learns y = 2x - 1" if not hidden else f"Two layers: {hidden}, then 1"
+    )
     report.say(f"xs = {xs.ravel().tolist()}\nys = {ys.tolist()}")
     # All six points are one batch, so 500 epochs are 500 steps: run them in one compiled call.
     repeat_x, repeat_y = np.tile(xs, (epochs, 1)), np.tile(ys, epochs)
@@ -97,14 +100,21 @@ def neuron_lesson(
     if not hidden:
         (w,), (b,) = (np.ravel(a) for a in layers[0].get_weights())
         result.update(w=float(w), b=float(b))
-        report.say(f"trained {epochs} epochs of SGD (learning rate {learning_rate}), loss {loss:.2e}")
+        report.say(
+            f"trained {epochs} epochs of SGD (learning rate {learning_rate}), loss {loss:.2e}"
+        )
         report.say(f"my_layer.get_weights() = {_weights_repr(layers[0])}")
         report.say(f"w = {w:.7f} (close to 2), b = {b:.7f} (close to -1)")
-        report.say(f"model.predict([{x}]) = {prediction:.6f} (close to 2 * {x:g} - 1 = {2 * x - 1:g})")
+        report.say(
+            f"model.predict([{x}]) = {prediction:.6f} (close to 2 * {x:g} - 1 = {2 * x - 1:g})"
+        )
         loop = hand_training_loop(xs, ys, epochs=epochs)
         _show_hand_loop(loop)
         result["hand_loop"] = {
-            "w": float(loop.w_), "b": float(loop.b_), "loss": float(loop.loss_), "learning_rate": 0.05
+            "w": float(loop.w_),
+            "b": float(loop.b_),
+            "loss": float(loop.loss_),
+            "learning_rate": 0.05,
         }
     else:
         result.update(_two_layers_by_hand(layers[0], layers[1], x, prediction))
@@ -172,7 +182,9 @@ def classifier_lesson(run, data) -> dict:
     model = run.model
     report.heading("model.evaluate(val_images, val_labels)")
     scores = evaluate(model, data)
-    report.say(f"loss {scores['loss']:.4f}, accuracy {scores['accuracy']:.4f} on {len(data.x_test):,}")
+    report.say(
+        f"loss {scores['loss']:.4f}, accuracy {scores['accuracy']:.4f} on {len(data.x_test):,}"
+    )
     report.heading("classifications = model.predict(val_images); classifications[0]")
     probabilities = np.asarray(model.predict(data.x_test[:1], verbose=0))[0]
     with np.printoptions(precision=7):
@@ -203,7 +215,10 @@ def classifier_lesson(run, data) -> dict:
     )
     return {
         "evaluate": scores,
-        "test_image_0": {"probabilities": probabilities.tolist(), "label": label,
-                         "predicted": guess},  # fmt: skip
+        "test_image_0": {
+            "probabilities": probabilities.tolist(),
+            "label": label,
+            "predicted": guess,
+        },
         "weight_sizes": sizes,
     }

@@ -97,7 +97,7 @@ def build_model(
     stack = [keras.Input(shape=tuple(input_shape))]
     if len(input_shape) > 1:
         stack.append(keras.layers.Flatten())
-    for index, (width, activation) in enumerate(zip(units, activations)):
+    for index, (width, activation) in enumerate(zip(units, activations, strict=True)):
         initializer = keras.initializers.GlorotUniform(seed=None if seed is None else seed + index)
         stack.append(
             keras.layers.Dense(
