@@ -172,7 +172,14 @@ def _tour(args) -> dict:
     run = train(config, out=out)
     from .data import load_dataset
 
-    lesson_2 = classifier_lesson(run, load_dataset(dataset))
+    data = load_dataset(dataset)
+    lesson_2 = classifier_lesson(run, data)
+    report.heading("See inside")
+    pictures = _pictures(run.path, dataset, None)
+    from .explore import write_explorer
+
+    page = write_explorer(run.path, run.path / "explorer.html", data=data)
+    report.say(f"explorer page (works offline; draw a digit, watch every neuron): {page}")
     report.heading("Next")
     report.say(
         f"denselab explain {run.path} --index 0     # test image 0, neuron by neuron\n"
@@ -182,6 +189,8 @@ def _tour(args) -> dict:
     return {
         "neuron": lesson_1,
         "two_layers": lesson_1b,
+        "pictures": [str(p) for p in pictures],
+        "explorer": str(page),
         "classifier": {
             "dataset": dataset,
             "model_path": str(run.path / "model.keras"),

@@ -1,0 +1,129 @@
+"""The explorer: one self-contained HTML page to look inside a trained dense network.
+
+The page holds the model's kernels and biases, a few hundred test images and the run's
+learning curves, all inline; its JavaScript recomputes ``activation(dot(input, kernel) +
+bias)`` layer by layer as the learner draws, so it works from ``file://`` with no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from . import _io
+from .data import Dataset, load_dataset
+from .errors import DenselabError
+from .model import DenseNetwork, dense_network, load_model
+
+DEFAULT_TEST_IMAGES = 300  # ~240 KB of uint8 pixels for 28x28 images
+
+
+def write_explorer(
+    model_path_or_run: str | Path,
+    out: str | Path,
+    data: Dataset | None = None,
+    n_test_images: int = DEFAULT_TEST_IMAGES,
+) -> Path:
+    """Write the explorer page for a model (a ``.keras``/``.h5`` file or a run folder).
+
+    The test images are the first ``n_test_images`` of ``data.x_test`` (indices as in the
+    dataset); ``data`` defaults to the dataset named in the run's ``run.json``. Without a
+    dataset (or with ``n_test_images=0``) the page still shows the network and, for image
+    models, the drawing canvas. Returns ``out``.
+    """
+    from .train import read_run_dataset
+
+    path = Path(model_path_or_run)
+    folder = path if path.is_dir() else path.parent
+    network = dense_network(load_model(path))
+    if data is None:
+        name = read_run_dataset(path)
+        data = load_dataset(name) if name else None
+    if data is not None and tuple(data.input_shape) != tuple(network.input_shape):
+        raise DenselabError(
+            f"dataset {data.name} has inputs of shape {data.input_shape}, "
+            f"the model expects {network.input_shape}"
+        )
+    payload = explorer_data(network, data, n_test_images)
+    payload["title"] = folder.name if path.is_dir() else path.name
+    for name in ("history", "metrics"):
+        if (folder / f"{name}.json").exists():
+            payload[name] = json.loads((folder / f"{name}.json").read_text())
+    if payload.get("history"):
+        payload["history"].pop("epoch_end_unix", None)
+    return _io.write_text(out, render_page(payload))
+
+
+def explorer_data(network: DenseNetwork, data: Dataset | None, n_test_images: int) -> dict:
+    """Everything the page needs, as JSON-ready values (arrays as base64 little-endian)."""
+    shape = tuple(network.input_shape)
+    classify = network.layers[-1].activation == "softmax"
+    if data is not None:
+        classify = data.task == "classification"
+    payload: dict = {
+        "inputShape": list(shape),
+        "image": {"height": shape[0], "width": shape[1]} if len(shape) == 2 else None,
+        "task": "classification" if classify else "regression",
+        "classNames": None,
+        "layers": [
+            {
+                "name": layer.name,
+                "activation": layer.activation,
+                "nInputs": layer.n_inputs,
+                "nNeurons": layer.n_neurons,
+                "kernel": _b64(layer.kernel.astype("<f4")),  # row-major (n_inputs, n_neurons)
+                "bias": _b64(layer.bias.astype("<f4")),
+            }
+            for layer in network.layers
+        ],
+        "test": None,
+        "trainPoints": None,
+        "dataset": data.name if data is not None else None,
+    }
+    if classify:
+        names = data.class_names if data is not None and data.class_names else None
+        payload["classNames"] = names or [str(i) for i in range(network.n_outputs)]
+    if data is not None and n_test_images > 0:
+        payload["test"] = _test_samples(data, n_test_images)
+    if data is not None and shape == (1,):
+        payload["trainPoints"] = {
+            "x": np.ravel(data.x_train).astype(float).tolist(),
+            "y": np.ravel(data.y_train).astype(float).tolist(),
+        }
+    return payload
+
+
+def render_page(payload: dict) -> str:
+    """Fill the template: CSS, JavaScript and the JSON payload inline (no external file)."""
+    templates = resources.files("denselab") / "templates"
+    page = (templates / "explorer.html").read_text(encoding="utf-8")
+    css = (templates / "explorer.css").read_text(encoding="utf-8")
+    script = (templates / "explorer.js").read_text(encoding="utf-8")
+    # "<" escaped so no string in the data can close the <script> element early.
+    blob = json.dumps(payload, separators=(",", ":")).replace("<", "\\u003c")
+    page = page.replace("{{title}}", html.escape(str(payload.get("title", "model"))))
+    page = page.replace("{{css}}", css).replace("{{js}}", script)
+    return page.replace("{{data}}", blob)
+
+
+def _test_samples(data: Dataset, limit: int) -> dict:
+    x = np.asarray(data.x_test[:limit], dtype=np.float32)
+    as_bytes = np.round(x * 255.0)
+    # Images stored as k/255 (as load_dataset makes them) travel as one byte per pixel.
+    exact = np.array_equal((as_bytes / 255.0).astype(np.float32), x) and as_bytes.max() <= 255
+    encoded = as_bytes.astype(np.uint8) if exact else x.astype("<f4")
+    return {
+        "count": len(x),
+        "encoding": "uint8" if exact else "float32",
+        "x": _b64(encoded),
+        "y": np.asarray(data.y_test[:limit]).tolist(),
+    }
+
+
+def _b64(array: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")

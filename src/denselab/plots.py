@@ -1,0 +1,326 @@
+"""Pictures of a trained network: learning curves, weights, mistakes and single predictions.
+
+Every function draws on its own ``matplotlib.figure.Figure`` (Agg, no ``pyplot`` state),
+writes one PNG atomically and returns its path. ``write_run_plots`` writes all that apply
+to a run folder: ``curves.png``, ``weights.png``, ``confusion.png``, ``misclassified.png``,
+``predict.png`` (classifiers) or ``line.png`` (the one-input line lessons).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from . import _io
+from .data import Dataset, load_dataset
+from .errors import DenselabError
+from .model import DenseLayer, dense_network, load_model
+
+DPI = 100
+WEIGHT_CMAP = "RdBu_r"  # diverging: red = positive weight, blue = negative, white = 0
+WEIGHT_PERCENTILE = 99.9
+TRAIN_COLOUR, VALIDATION_COLOUR = "#1f77b4", "#d62728"
+CURVES = (("", "training", TRAIN_COLOUR), ("val_", "validation", VALIDATION_COLOUR))
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure  # no pyplot: no global figure list, no GUI backend
+
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def _save(figure, out: str | Path) -> Path:
+    return _io.write_with(out, lambda tmp: figure.savefig(tmp, format="png", dpi=DPI))
+
+
+# --- learning curves -----------------------------------------------------------------------
+
+
+def plot_learning_curves(history: dict, out: str | Path) -> Path:
+    """Loss and accuracy (or mean absolute error) per epoch, training and validation.
+
+    history : Keras ``History.history`` dict, e.g. ``{"loss": [...], "val_loss": [...]}``.
+    """
+    if not history.get("loss"):
+        raise DenselabError("the history has no 'loss' values to plot")
+    second = "accuracy" if "accuracy" in history else "mae" if "mae" in history else None
+    panels = ["loss"] + ([second] if second else [])
+    figure = _figure(5.0 * len(panels), 4.0)
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    loss_names = {"accuracy": "loss (cross-entropy)", "mae": "loss (mean squared error)"}
+    labels = {"accuracy": "accuracy", "mae": "mean absolute error"}
+    labels["loss"] = loss_names.get(second, "loss")
+    for ax, key in zip(axes, panels, strict=True):
+        shown = []
+        for prefix, name, colour in CURVES:
+            values = history.get(prefix + key)
+            if values:
+                epochs = np.arange(1, len(values) + 1)
+                marker = "o" if len(values) <= 40 else None
+                ax.plot(epochs, values, marker=marker, markersize=3, color=colour, label=name)
+                shown += list(values)
+        # A loss falling by orders of magnitude (the line lessons) is readable only on a log axis.
+        if key == "loss" and min(shown) > 0 and max(shown) / min(shown) > 1000:
+            ax.set_yscale("log")
+        title = "Loss" if key == "loss" else labels[key].capitalize()
+        ax.set_title(title + " per epoch" + (" (log scale)" if ax.get_yscale() == "log" else ""))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(labels[key])
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if second == "accuracy":
+        last = history.get("val_accuracy") or history["accuracy"]
+        figure.suptitle(f"Learning curves (final validation accuracy {last[-1]:.1%})")
+    else:
+        figure.suptitle("Learning curves")
+    return _save(figure, out)
+
+
+# --- first-layer weights -------------------------------------------------------------------
+
+
+def weight_tiles(layer: DenseLayer, image_shape: tuple[int, int]) -> tuple[np.ndarray, float]:
+    """Each neuron's kernel column reshaped to the input image, and one shared colour limit.
+
+    Returns ``tiles`` of shape (n_neurons, height, width) and ``limit``: every tile is drawn
+    on the one scale [-limit, +limit], white at 0, so equal colours mean equal weights.
+    ``limit`` is the 99.9th percentile of |weight|, so that a handful of extreme weights do
+    not wash every tile out; those few show at full colour (the colour bar's arrows).
+    """
+    height, width = image_shape
+    if layer.n_inputs != height * width:
+        raise DenselabError(f"layer {layer.name!r} has {layer.n_inputs} inputs, not {image_shape}")
+    tiles = layer.kernel.T.reshape(layer.n_neurons, height, width)
+    limit = float(np.percentile(np.abs(tiles), WEIGHT_PERCENTILE)) or 1.0
+    return tiles, limit
+
+
+def _weights_figure(layer: DenseLayer, image_shape: tuple[int, int]):
+    tiles, limit = weight_tiles(layer, image_shape)
+    n = len(tiles)
+    columns = min(n, max(1, math.ceil(math.sqrt(n * 1.25))))
+    rows = math.ceil(n / columns)
+    figure = _figure(1.55 * columns + 1.2, 1.6 * rows + 0.9)
+    axes = figure.subplots(rows, columns, squeeze=False)
+    image = None
+    for index, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if index >= n:
+            ax.set_axis_off()
+            continue
+        image = ax.imshow(tiles[index], cmap=WEIGHT_CMAP, vmin=-limit, vmax=limit)
+        ax.set_title(f"neuron {index + 1}  b={layer.bias[index]:+.2f}", fontsize=8)
+    clipped = bool(np.abs(tiles).max() > limit)
+    colourbar = figure.colorbar(
+        image, ax=axes, shrink=0.8, aspect=30, extend="both" if clipped else "neither"
+    )
+    colourbar.set_label("weight (red +, blue −, white 0)")
+    figure.suptitle(
+        f"Layer {layer.name}: the {n} neurons' weights, one per pixel (shared scale ±{limit:.2f})"
+    )
+    return figure
+
+
+def plot_first_layer_weights(layer: DenseLayer, image_shape: tuple[int, int], out) -> Path:
+    """One tile per neuron of ``layer`` (the first Dense layer), on one scale centred on 0."""
+    return _save(_weights_figure(layer, image_shape), out)
+
+
+# --- classifier mistakes ---------------------------------------------------------------------
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts of shape (n_classes, n_classes): row = true class, column = predicted class."""
+    counts = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(counts, (np.asarray(y_true, int), np.asarray(y_pred, int)), 1)
+    return counts
+
+
+def plot_confusion(y_true, y_pred, class_names: list[str], out: str | Path) -> Path:
+    """The confusion matrix with a count in every cell; the diagonal holds the right answers."""
+    n = len(class_names)
+    counts = confusion_matrix(y_true, y_pred, n)
+    size = max(5.0, 0.55 * n + 2.5)
+    figure = _figure(size + 0.8, size)
+    ax = figure.subplots()
+    image = ax.imshow(counts, cmap="Blues")
+    threshold = counts.max() / 2
+    for (row, column), count in np.ndenumerate(counts):
+        colour = "white" if count > threshold else "black"
+        ax.text(column, row, str(count), ha="center", va="center", color=colour, fontsize=9)
+    ax.set_xticks(range(n), class_names, rotation=45 if max(map(len, class_names)) > 2 else 0)
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    accuracy = np.trace(counts) / max(1, counts.sum())
+    ax.set_title(f"Confusion matrix: {counts.sum():,} test images, accuracy {accuracy:.1%}")
+    figure.colorbar(image, ax=ax, shrink=0.8).set_label("number of images")
+    return _save(figure, out)
+
+
+def plot_misclassified(
+    images: np.ndarray,
+    y_true: np.ndarray,
+    probabilities: np.ndarray,
+    class_names: list[str],
+    out: str | Path,
+    limit: int = 24,
+) -> Path:
+    """A gallery of the first ``limit`` wrongly classified images, with true/predicted label.
+
+    images : (n_samples, height, width); probabilities : (n_samples, n_classes).
+    """
+    predicted = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != y_true)
+    shown = wrong[:limit]
+    columns = 6
+    rows = max(1, math.ceil(len(shown) / columns))
+    figure = _figure(1.75 * columns, 2.0 * rows + 0.6)
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, index in zip(axes.flat, shown, strict=False):
+        ax.imshow(images[index], cmap="gray_r", vmin=0, vmax=1)
+        confidence = probabilities[index, predicted[index]]
+        ax.set_title(
+            f"#{index}: true {class_names[y_true[index]]}\n"
+            f"predicted {class_names[predicted[index]]} ({confidence:.0%})",
+            fontsize=9,
+            color="#a01010",
+        )
+    figure.suptitle(
+        f"{len(wrong)} of {len(y_true):,} test images misclassified"
+        + (f" (first {len(shown)} shown)" if len(wrong) > len(shown) else "")
+    )
+    return _save(figure, out)
+
+
+def plot_prediction(
+    image: np.ndarray,
+    probabilities: np.ndarray,
+    class_names: list[str],
+    out: str | Path,
+    true_label: int | None = None,
+    title: str = "input",
+) -> Path:
+    """One input image beside the model's class probabilities as horizontal bars."""
+    predicted = int(np.argmax(probabilities))
+    figure = _figure(8.0, 3.8)
+    left, right = figure.subplots(1, 2, width_ratios=[1, 1.5])
+    left.imshow(image, cmap="gray_r", vmin=0, vmax=1)
+    left.set_xticks([])
+    left.set_yticks([])
+    truth = f" (true: {class_names[true_label]})" if true_label is not None else ""
+    left.set_title(title + truth)
+    colours = ["#2a9d3a" if i == predicted else "#9bb7d4" for i in range(len(class_names))]
+    positions = np.arange(len(class_names))
+    right.barh(positions, probabilities, color=colours)
+    right.set_yticks(positions, class_names)
+    right.invert_yaxis()
+    right.set_xlim(0, 1.18)
+    right.set_xlabel("probability")
+    right.set_ylabel("class")
+    for position, value in zip(positions, probabilities, strict=True):
+        right.text(value + 0.01, position, f"{value:.3f}", va="center", fontsize=8)
+    right.set_title(f"Prediction: {class_names[predicted]} ({probabilities[predicted]:.1%})")
+    return _save(figure, out)
+
+
+# --- the line lessons ----------------------------------------------------------------------
+
+
+def plot_line_fit(predict, xs: np.ndarray, ys: np.ndarray, out: str | Path) -> Path:
+    """The function a one-input regressor learned, drawn over its training points.
+
+    predict : callable taking x of shape (n, 1) and returning y of shape (n, 1).
+    """
+    xs, ys = np.ravel(xs), np.ravel(ys)
+    grid = np.linspace(min(xs.min(), 0) - 1, max(xs.max(), 10) + 1, 200, dtype=np.float32)
+    learned = np.ravel(predict(grid.reshape(-1, 1)))
+    at_ten = float(np.ravel(predict(np.array([[10.0]], dtype=np.float32)))[0])
+    figure = _figure(6.0, 4.2)
+    ax = figure.subplots()
+    ax.plot(grid, learned, color=TRAIN_COLOUR, label="what the model learned")
+    ax.scatter(xs, ys, color=VALIDATION_COLOUR, zorder=3, label="training points")
+    ax.scatter([10.0], [at_ten], marker="*", s=140, color="#2a9d3a", zorder=3)
+    label = f"x = 10 → {at_ten:.3f}"
+    ax.annotate(label, (10.0, at_ten), xytext=(-110, 0), textcoords="offset points", va="center")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
+    ax.set_title("The learned function and the six points of y = 2x - 1")
+    return _save(figure, out)
+
+
+# --- a whole run ---------------------------------------------------------------------------
+
+
+def write_run_plots(
+    run_folder: str | Path, data: Dataset | None = None, out: str | Path | None = None
+) -> list[Path]:
+    """Write every picture that applies to a run folder (or a ``.keras`` file) into ``out``.
+
+    ``out`` defaults to the run folder (the model's folder). The dataset is ``data`` or the one
+    named in the folder's ``run.json``; without either, only the curves and weights are drawn.
+    Returns the written paths.
+    """
+    from .train import read_run_dataset
+
+    path = Path(run_folder)
+    model = load_model(path)
+    source = path if path.is_dir() else path.parent
+    folder = _io.ensure_dir(out) if out is not None else source
+    network = dense_network(model)
+    written: list[Path] = []
+    history_path = source / "history.json"
+    if history_path.exists():
+        history = json.loads(history_path.read_text())
+        if history.get("loss"):
+            written.append(plot_learning_curves(history, folder / "curves.png"))
+    if len(network.input_shape) == 2:
+        first = network.layers[0]
+        written.append(plot_first_layer_weights(first, network.input_shape, folder / "weights.png"))
+    if data is None:
+        name = read_run_dataset(path)
+        data = load_dataset(name) if name else None
+    if data is None:
+        return written
+    if tuple(data.input_shape) != tuple(network.input_shape):
+        raise DenselabError(
+            f"dataset {data.name} has inputs of shape {data.input_shape}, "
+            f"the model expects {network.input_shape}"
+        )
+    if data.task == "classification":
+        probabilities = np.asarray(model.predict(data.x_test, verbose=0, batch_size=256))
+        predicted = probabilities.argmax(axis=1)
+        names = data.class_names or [str(i) for i in range(probabilities.shape[1])]
+        written.append(plot_confusion(data.y_test, predicted, names, folder / "confusion.png"))
+        if data.is_image:
+            written.append(
+                plot_misclassified(
+                    data.x_test, data.y_test, probabilities, names, folder / "misclassified.png"
+                )
+            )
+            written.append(
+                plot_prediction(
+                    data.x_test[0],
+                    probabilities[0],
+                    names,
+                    folder / "predict.png",
+                    true_label=int(data.y_test[0]),
+                    title="test image 0",
+                )
+            )
+    elif network.input_shape == (1,):
+
+        def predict(x):
+            return np.asarray(model.predict(x, verbose=0))
+
+        written.append(plot_line_fit(predict, data.x_train, data.y_train, folder / "line.png"))
+    return written
