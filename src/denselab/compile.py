@@ -170,12 +170,6 @@ def _table(layer, c_name: str) -> str:
         fields["beta"] = f"{layer.beta:g}"
     if layer.kind == "dense":
         n = layer.n_outputs
-        has_bias = layer.bias is not None
-        bias_table = (
-            f"static const int32_t {c_name}_bias[{n}] = {{\n{_c_array(layer.bias)}\n}};\n"
-            if has_bias
-            else ""
-        )
         fields.update(
             n_inputs=layer.n_inputs,
             n_neurons=n,
@@ -183,14 +177,28 @@ def _table(layer, c_name: str) -> str:
                 f"    {{ /* neuron {j} */\n{_c_array(row, indent=8)}\n    }}"
                 for j, row in enumerate(layer.weights)
             ),
-            bias_table=bias_table,
-            bias=f"{c_name}_bias" if has_bias else "NULL",
+            folded_bias=_c_array(_folded_bias(layer), per_line=8),
             output_multiplier=_c_array(layer.output_multiplier, per_line=8),
             output_shift=_c_array(layer.output_shift),
         )
     section = "dense" if layer.kind == "dense" else layer.kind
     section = "squash" if section in ("logistic", "tanh") else section
     return Template(_sections("layers.c")[section]).substitute(fields)
+
+
+def _folded_bias(layer) -> np.ndarray:
+    """``bias[j] - input_zero_point * sum_i weights[j][i]``, exactly, as int32.
+
+    TFLM accumulates ``bias[j] + sum_i w[j][i] * (x[i] - input_zero_point)`` in int32; the
+    same integer is ``folded_bias[j] + sum_i w[j][i] * x[i]``, with the constant part done once.
+    """
+    bias = (
+        np.zeros(layer.n_outputs, np.int64) if layer.bias is None else layer.bias.astype(np.int64)
+    )
+    folded = bias - int(layer.input_zero_point) * layer.weights.astype(np.int64).sum(axis=1)
+    if np.abs(folded).max(initial=0) >= 2**31:
+        raise DenselabError(f"layer {layer.name}: bias out of the int32 range after folding")
+    return folded.astype(np.int32)
 
 
 def _c_array(values, per_line: int = 16, indent: int = 4) -> str:

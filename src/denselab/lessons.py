@@ -6,6 +6,7 @@ hand-written training loop, and the two-layer prediction recomputed by hand.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,10 +94,18 @@ def neuron_lesson(
     report.say(f"xs = {xs.ravel().tolist()}\nys = {ys.tolist()}")
     # All six points are one batch, so 500 epochs are 500 steps: run them in one compiled call.
     repeat_x, repeat_y = np.tile(xs, (epochs, 1)), np.tile(ys, epochs)
+    started = time.perf_counter()
     model.fit(repeat_x, repeat_y, batch_size=len(xs), epochs=1, shuffle=False, verbose=0)
+    train_seconds = time.perf_counter() - started
     loss = float(np.mean((predict(model, xs)[:, 0] - ys) ** 2))
     prediction = float(predict(model, [x])[0, 0])
-    result: dict = {"epochs": epochs, "loss": loss, "x": x, "prediction": prediction}
+    result: dict = {
+        "epochs": epochs,
+        "loss": loss,
+        "x": x,
+        "prediction": prediction,
+        "train_seconds": train_seconds,
+    }
     if not hidden:
         (w,), (b,) = (np.ravel(a) for a in layers[0].get_weights())
         result.update(w=float(w), b=float(b))

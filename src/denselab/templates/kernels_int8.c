@@ -46,26 +46,35 @@ typedef struct {
     int n_inputs;
     int n_neurons;
     const int8_t *weights;            /* (n_neurons, n_inputs): row j holds neuron j's weights */
-    const int32_t *bias;              /* (n_neurons,), scale input_scale * filter_scale[j]; or NULL */
+    const int32_t *folded_bias;       /* (n_neurons,): bias[j] - input_zero_point * sum_i w[j][i] */
     const int32_t *output_multiplier; /* (n_neurons,), Q0.31 */
     const int8_t *output_shift;       /* (n_neurons,), power of two; > 0 shifts left */
-    int32_t input_zero_point;
     int32_t output_zero_point;
     int32_t activation_min;           /* the fused ReLU (or the int8 range), in output units */
     int32_t activation_max;
 } dense_layer;
 
 /* output[j] = clamp(output_zero_point + M_j * (bias[j] + sum_i weights[j][i] * (input[i] - input_zero_point)))
- * with M_j = input_scale * filter_scale[j] / output_scale as output_multiplier[j] * 2^output_shift[j]. */
+ * with M_j = input_scale * filter_scale[j] / output_scale as output_multiplier[j] * 2^output_shift[j].
+ * The input zero point's share, -input_zero_point * sum_i weights[j][i], is a constant folded into
+ * folded_bias at generation time (as CMSIS-NN does), so the inner loop is a plain int8 dot
+ * product that compilers vectorize; the int32 sum is the same integer TFLM accumulates. */
+static int32_t dot_int8(const int8_t *weights, const int8_t *input, int n)
+{
+    int32_t acc = 0;
+    int i;
+    for (i = 0; i < n; i++) {
+        acc += (int32_t)weights[i] * (int32_t)input[i];
+    }
+    return acc;
+}
+
 static void dense_int8(const dense_layer *layer, const int8_t *input, int8_t *output)
 {
     const int8_t *weights = layer->weights;
-    int j, i;
+    int j;
     for (j = 0; j < layer->n_neurons; j++, weights += layer->n_inputs) {
-        int32_t acc = layer->bias != NULL ? layer->bias[j] : 0;
-        for (i = 0; i < layer->n_inputs; i++) {
-            acc += (int32_t)weights[i] * ((int32_t)input[i] - layer->input_zero_point);
-        }
+        int32_t acc = layer->folded_bias[j] + dot_int8(weights, input, layer->n_inputs);
         acc = multiply_by_quantized_multiplier(acc, layer->output_multiplier[j],
                                                layer->output_shift[j]);
         acc += layer->output_zero_point;

@@ -5,7 +5,11 @@
 static const int8_t ${c_name}_weights[${n_neurons}][${n_inputs}] = {
 ${weights}
 };
-${bias_table}static const int32_t ${c_name}_output_multiplier[${n_neurons}] = {
+/* bias[j] - input_zero_point * sum_i weights[j][i]: the zero point's share, folded in once */
+static const int32_t ${c_name}_folded_bias[${n_neurons}] = {
+${folded_bias}
+};
+static const int32_t ${c_name}_output_multiplier[${n_neurons}] = {
 ${output_multiplier}
 };
 static const int8_t ${c_name}_output_shift[${n_neurons}] = {
@@ -15,10 +19,9 @@ static const dense_layer ${c_name} = {
     .n_inputs = ${n_inputs},
     .n_neurons = ${n_neurons},
     .weights = &${c_name}_weights[0][0],
-    .bias = ${bias},
+    .folded_bias = ${c_name}_folded_bias,
     .output_multiplier = ${c_name}_output_multiplier,
     .output_shift = ${c_name}_output_shift,
-    .input_zero_point = ${input_zero_point},
     .output_zero_point = ${output_zero_point},
     .activation_min = ${activation_min},
     .activation_max = ${activation_max},
