@@ -111,3 +111,27 @@ def test_other_stacks_and_regression_from_a_csv(cli, tmp_path):
     assert result["val_mae"] < 0.5
     explained = cli("explain", tmp_path / "run", "--index", "3", "--json")
     assert explained["max_abs_diff"] < 1e-5
+
+
+def test_tour_runs_to_the_end_offline(tmp_path):
+    """The main job: lessons 1, 1b and 2, pictures and explorer, in a fresh folder."""
+    import json
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "denselab.cli", "tour", "--epochs", "3", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    tour = json.loads(result.stdout)
+    assert abs(tour["neuron"]["w"] - 2) < 0.05
+    assert abs(tour["two_layers"]["prediction"] - tour["two_layers"]["hand_prediction"]) < 1e-5
+    assert tour["classifier"]["dataset"] in ("mnist", "mnist-5k")
+    assert [s["kernel"] for s in tour["classifier"]["weight_sizes"]] == [15680, 200]
+    run = tmp_path / "runs" / f"tour-{tour['classifier']['dataset']}"
+    assert (run / "model.keras").exists() and (run / "explorer.html").exists()
+    assert (run / "weights.png").exists()

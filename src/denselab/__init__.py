@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "load_dataset": "data",
     "neuron_lesson": "lessons",
+    "tour": "lessons",
     "hand_training_loop": "lessons",
     "predict": "lessons",
     "build_model": "model",

@@ -150,54 +150,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _tour(args) -> dict:
-    from . import report
-    from .data import available
-    from .lessons import classifier_lesson, neuron_lesson
-    from .train import TrainConfig, train
+    from .lessons import tour
 
-    lesson_1 = neuron_lesson(seed=args.seed)
-    lesson_1b = neuron_lesson(hidden=2, seed=args.seed)
-    dataset = "mnist" if available("mnist")[0] else "mnist-5k"
-    report.heading("Lesson 2: the digit classifier, Flatten -> Dense(20, relu) -> Dense(10)")
-    if dataset == "mnist-5k":
-        report.say(
-            "Full MNIST is not on this machine (~/.keras/datasets/mnist.npz), so this tour uses "
-            "mnist-5k: 5,000 real MNIST digits (4,000 train / 1,000 validation). Expect about "
-            "98% train / 92% validation instead of the lesson's 98% / 96%."
-        )
-    else:
-        report.say("Using full MNIST from the Keras cache, as the lesson does.")
-    config = TrainConfig(dataset=dataset, epochs=args.epochs, seed=args.seed)
-    out = args.out or Path("runs") / f"tour-{dataset}"
-    run = train(config, out=out)
-    from .data import load_dataset
-
-    data = load_dataset(dataset)
-    lesson_2 = classifier_lesson(run, data)
-    report.heading("See inside")
-    pictures = _pictures(run.path, dataset, None)
-    from .explore import write_explorer
-
-    page = write_explorer(run.path, run.path / "explorer.html", data=data)
-    report.say(f"explorer page (works offline; draw a digit, watch every neuron): {page}")
-    report.heading("Next")
-    report.say(
-        f"denselab explain {run.path} --index 0     # test image 0, neuron by neuron\n"
-        f"denselab inspect {run.path} --layer 1 --neuron 0\n"
-        f"denselab deploy {run.path} --out {run.path}/deploy   # int8 + C for a microcontroller"
-    )
-    return {
-        "neuron": lesson_1,
-        "two_layers": lesson_1b,
-        "pictures": [str(p) for p in pictures],
-        "explorer": str(page),
-        "classifier": {
-            "dataset": dataset,
-            "model_path": str(run.path / "model.keras"),
-            **run.metrics,
-            **lesson_2,
-        },
-    }
+    return tour(seed=args.seed, epochs=args.epochs, out=args.out)
 
 
 def _neuron(args) -> dict:
