@@ -27,5 +27,5 @@ fi
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[deploy,test]"
+.venv/bin/python -m pip install -q -e ".[deploy,search,test]"
 echo "setup: done. Try: .venv/bin/denselab tour"

@@ -110,6 +110,32 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="dataset (default: the run's)")
     p.add_argument("--out", help="folder for the PNGs (default: the run folder)")
 
+    p = command("search", "the smallest network that reaches a target accuracy within budgets")
+    p.add_argument("dataset", help="a classification dataset name, or a .npz/.csv")
+    p.add_argument(
+        "--target-accuracy",
+        type=float,
+        required=True,
+        help="int8 accuracy to reach on the held-out part of training, e.g. 0.92",
+    )
+    p.add_argument("--max-flash", type=int, metavar="BYTES", help="C engine flash (Cortex-M4)")
+    p.add_argument("--max-ram", type=int, metavar="BYTES", help="C engine RAM budget")
+    p.add_argument(
+        "--trials",
+        type=int,
+        default=30,
+        help="trials in the study in total; a rerun runs the missing ones (30)",
+    )
+    p.add_argument(
+        "--out",
+        default="search",
+        help="folder: study.db, trials/, chosen/, search.json, search_pareto.png",
+    )
+    p.add_argument("--ray", metavar="ADDRESS", help="run on Ray: local, auto or HOST:PORT")
+    p.add_argument("--workers", type=int, default=2, help="trials at once (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--epochs-max", type=int, default=30, help="most epochs a trial trains")
+
     p = command("explore", "write an offline HTML page: draw a digit, watch every neuron")
     p.add_argument("model", help="a run folder or a .keras/.h5 file")
     p.add_argument("--data", help="dataset for the test-image browser (default: the run's)")
@@ -359,6 +385,23 @@ def _verify(args):
     return verify_folder(args.folder, data=args.data)
 
 
+def _search(args) -> dict:
+    from .search import search
+
+    return search(
+        args.dataset,
+        args.target_accuracy,
+        max_flash=args.max_flash,
+        max_ram=args.max_ram,
+        trials=args.trials,
+        out=args.out,
+        ray_address=args.ray,
+        workers=args.workers,
+        seed=args.seed,
+        epochs_max=args.epochs_max,
+    )
+
+
 def _plot(args) -> dict:
     paths = _pictures(args.model, args.data, args.out)
     return {"pictures": [str(p) for p in paths]}
@@ -392,6 +435,8 @@ _COMMANDS = {
     "deploy": _deploy,
     "verify": _verify,
     "plot": _plot,
+    "search": _search,
+    "search": _search,
     "explore": _explore,
 }
 

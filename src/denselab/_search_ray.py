@@ -1,0 +1,143 @@
+"""The search on a Ray cluster: Ray Tune runs the trials, Optuna (in ``study.db``) proposes them.
+
+``OptunaSearch`` asks the same SQLite study the local runner uses, with the same sampler
+and search space; ``MedianStoppingRule`` is the local median pruner in Ray's terms; every
+worker runs :func:`denselab._search_trial.ray_trainable`, one trial per CPU.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+
+from ._search_trial import (
+    MEASUREMENTS,
+    PRUNE_AFTER_EPOCHS,
+    PRUNE_AFTER_TRIALS,
+    SearchSpec,
+    _storage,
+    ray_trainable,
+    sampler,
+    suggest,
+)
+from .data import Dataset
+from .errors import DenselabError
+
+
+def run_on_ray(
+    storage_url: str,
+    study_name: str,
+    spec: SearchSpec,
+    view: Dataset,
+    remaining: int,
+    total: int,
+    workers: int,
+    address: str,
+    bar,
+) -> None:
+    """Run ``remaining`` trials of the study on Ray, at most ``workers`` at once.
+
+    address : ``"local"`` starts a Ray instance here with ``workers`` CPUs (and stops it
+        after); anything else is passed to ``ray.init(address=...)``, e.g. ``"auto"`` or
+        ``"10.0.0.5:6379"``. When Ray is already initialized, that session is used.
+    """
+    try:
+        import ray
+        from ray import tune
+        from ray.tune.schedulers import MedianStoppingRule
+        from ray.tune.search import ConcurrencyLimiter
+    except ImportError:
+        raise DenselabError("--ray needs Ray Tune: pip install 'ray[tune]'") from None
+
+    started = not ray.is_initialized()
+    if started:
+        options = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
+        try:
+            if address == "local":
+                ray.init(num_cpus=workers, **options)
+            else:
+                ray.init(address=address, **options)
+        except ConnectionError as error:
+            raise DenselabError(f"cannot reach the Ray cluster at {address}: {error}") from None
+    try:
+        searcher = _recording_optuna_search(
+            space=functools.partial(suggest, epochs_max=spec.epochs_max, max_width=spec.max_width),
+            metric="score",
+            mode="min",
+            sampler=sampler(spec.seed + 1000 * (total - remaining), total),
+            study_name=study_name,
+            storage=_storage(storage_url),
+        )
+        scheduler = MedianStoppingRule(
+            time_attr="training_iteration",
+            metric="score",
+            mode="min",
+            grace_period=PRUNE_AFTER_EPOCHS + 1,
+            min_samples_required=PRUNE_AFTER_TRIALS,
+        )
+        tuner = tune.Tuner(
+            tune.with_resources(
+                tune.with_parameters(ray_trainable, spec=spec, view=view), {"cpu": 1}
+            ),
+            tune_config=tune.TuneConfig(
+                search_alg=ConcurrencyLimiter(searcher, max_concurrent=workers),
+                scheduler=scheduler,
+                num_samples=remaining,
+                reuse_actors=True,  # TensorFlow is imported once per worker, not per trial
+            ),
+            run_config=tune.RunConfig(
+                name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}",
+                storage_path=str(Path(spec.trials_folder).parent / "ray"),
+                verbose=0,
+                callbacks=[_progress(bar)],
+            ),
+        )
+        tuner.fit()
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _recording_optuna_search(**options):
+    """Ray's ``OptunaSearch``, recording as the local runner records.
+
+    A finished trial's measurements become the Optuna trial's user attributes; a trial
+    stopped before its final report is PRUNED, not COMPLETE with a half-trained score.
+    """
+    from ray.tune.search.optuna import OptunaSearch
+
+    class RecordingOptunaSearch(OptunaSearch):
+        def on_trial_complete(self, trial_id, result=None, error=False):
+            if result and result.get("final") and trial_id in self._ot_trials:
+                for key in MEASUREMENTS:
+                    if key in result:
+                        self._ot_trials[trial_id].set_user_attr(key, result[key])
+            else:
+                result = None
+            super().on_trial_complete(trial_id, result=result, error=error)
+
+    return RecordingOptunaSearch(**options)
+
+
+def _progress(bar):
+    """A Ray Tune callback that moves denselab's progress bar once per finished trial."""
+    from ray import tune
+
+    class Progress(tune.Callback):
+        def __init__(self, bar):
+            self.bar = bar
+
+        def __getstate__(self):  # Ray saves its run config; the bar stays in this process
+            return {}
+
+        def __setstate__(self, state):
+            self.bar = None
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            if self.bar is not None:
+                self.bar.advance(1)
+
+        on_trial_error = on_trial_complete
+
+    return Progress(bar)
