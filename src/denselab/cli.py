@@ -436,7 +436,6 @@ _COMMANDS = {
     "verify": _verify,
     "plot": _plot,
     "search": _search,
-    "search": _search,
     "explore": _explore,
 }
 
