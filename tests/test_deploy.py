@@ -77,3 +77,18 @@ def test_deploy_refuses_a_conv_layer_by_name(tmp_path):
         "(Flatten, Dense, Activation, ReLU, Softmax, Dropout)"
     )
     assert not (tmp_path / "fw").exists()
+
+
+def test_verify_never_compiles_a_tampered_model_c(lesson_run, cli, tmp_path):
+    out = tmp_path / "fw"
+    cli("deploy", lesson_run.path, "--out", out, "--json")
+    marker = tmp_path / "ran"
+    c_file = out / "model.c"
+    c_file.write_text(
+        c_file.read_text()
+        + f'\n#include <stdio.h>\nstatic void f(void) {{ fopen("{marker}", "w"); }}\n'
+    )
+    result = run_denselab("verify", out)
+    assert result.returncode == 1
+    assert "is not what deploy generates" in result.stderr
+    assert not marker.exists()

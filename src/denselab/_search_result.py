@@ -128,8 +128,12 @@ def _keep_chosen(chosen: dict, data: Dataset, folder: Path) -> dict:
     }
     metrics = json.loads((staging / "metrics.json").read_text())
     _io.write_json(staging / "metrics.json", {**metrics, **tested, "search_trial": chosen["trial"]})
-    shutil.rmtree(target, ignore_errors=True)
+    retired = folder / ".chosen-old"
+    shutil.rmtree(retired, ignore_errors=True)
+    if target.exists():  # set the old one aside first: an interrupt never leaves no `chosen`
+        target.rename(retired)
     staging.rename(target)
+    shutil.rmtree(retired, ignore_errors=True)
     return {**tested, "run": str(target), "trial_run": chosen["run"]}
 
 

@@ -162,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"denselab {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as error:  # a disk or permission problem no reader anticipated
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"denselab {args.command}: {error.strerror or error}{where}", file=sys.stderr)
+        return 2
     status = 0
     if isinstance(result, tuple):
         result, status = result

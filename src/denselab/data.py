@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import struct
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +30,8 @@ _FASHION_FILES = {
     "y_test": "t10k-labels-idx1-ubyte.gz",
 }
 SPLIT_SEED = 1234  # fixed, so mnist-5k and CSV splits are the same on every machine
+MAX_CLASSES = 1000  # labels above this are far more likely a regression target than a class
+MAX_IMAGE_PIXELS = 4096 * 4096  # a digit picture; larger is a mistake or a decompression bomb
 
 
 @dataclass
@@ -212,7 +217,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     try:
         with opener(path, "rb") as stream:
             blob = stream.read()
-    except (OSError, EOFError) as error:
+    except (OSError, EOFError, zlib.error) as error:  # gzip raises all three on a bad file
         raise DenselabError(f"cannot read IDX file {path}: {error}") from None
     if len(blob) < 4 or blob[:2] != b"\0\0" or blob[2] != 0x08:
         raise DenselabError(f"{path} is not an IDX file of unsigned bytes")
@@ -221,8 +226,13 @@ def read_idx(path: str | Path) -> np.ndarray:
     if ndim == 0 or len(blob) < header:
         raise DenselabError(f"{path} is not a valid IDX file (bad header)")
     shape = struct.unpack(f">{ndim}I", blob[4:header])
-    if len(blob) - header != int(np.prod(shape)):
-        raise DenselabError(f"{path} is truncated: header says {shape}")
+    if 0 in shape:
+        raise DenselabError(f"{path} has an empty dimension: shape {shape}")
+    if len(blob) - header != math.prod(shape):  # exact integers: np.prod could overflow
+        raise DenselabError(
+            f"{path} is truncated or padded: header says {shape}, "
+            f"{len(blob) - header:,} bytes of data follow"
+        )
     return np.frombuffer(blob, dtype=np.uint8, offset=header).reshape(shape)
 
 
@@ -243,9 +253,11 @@ def _images(name: str, arrays: dict, source: str, class_names: list[str]) -> Dat
 
 
 def _npz(path: Path, task: str | None) -> Dataset:
-    if not path.exists():
+    if not path.is_file():
         raise DenselabError(f"no such file: {path}")
     keys = ("x_train", "y_train", "x_test", "y_test")
+    if not zipfile.is_zipfile(path):  # else numpy would try it as a pickle
+        raise DenselabError(f"cannot read {path} as NPZ: not a zip archive (np.savez writes one)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in keys if k not in npz.files]
@@ -256,14 +268,33 @@ def _npz(path: Path, task: str | None) -> Dataset:
             arrays = {k: npz[k] for k in keys}
     except DenselabError:
         raise
-    except Exception as error:
+    except ValueError as error:
+        if "allow_pickle" in str(error):
+            raise DenselabError(
+                f"cannot read {path} as NPZ: it holds Python objects (pickles), which "
+                "denselab never loads; save plain numeric arrays"
+            ) from None
+        raise DenselabError(f"cannot read {path} as NPZ: {str(error)[:120]}") from None
+    except Exception as error:  # zipfile, zlib and numpy's format parser: all "not an NPZ"
         raise DenselabError(f"cannot read {path} as NPZ: {str(error)[:120]}") from None
     for key in keys:
-        if arrays[key].dtype == object or not np.issubdtype(arrays[key].dtype, np.number):
-            raise DenselabError(f"{path}: {key} is not numeric")
-    x_train = arrays["x_train"].astype(np.float32)
-    x_test = arrays["x_test"].astype(np.float32)
-    _check_finite(path, x_train, x_test, arrays["y_train"], arrays["y_test"])
+        if not _is_real(arrays[key]):
+            raise DenselabError(f"{path}: {key} is not numeric ({arrays[key].dtype})")
+    for key in ("x_train", "x_test"):
+        if arrays[key].ndim < 2 or arrays[key].shape[0] == 0 or arrays[key].size == 0:
+            raise DenselabError(
+                f"{path}: {key} has shape {arrays[key].shape}; it needs "
+                "(n_samples, n_features) or (n_samples, height, width) with n_samples >= 1"
+            )
+    for key in ("y_train", "y_test"):
+        y = arrays[key]
+        if y.ndim == 2 and y.shape[1] == 1:
+            arrays[key] = y = y[:, 0]
+        if y.ndim != 1:
+            raise DenselabError(f"{path}: {key} has shape {y.shape}; it needs (n_samples,)")
+    _check_finite(path, *arrays.values())
+    x_train = _to_float32(arrays["x_train"], path)
+    x_test = _to_float32(arrays["x_test"], path)
     if len(x_train) != len(arrays["y_train"]) or len(x_test) != len(arrays["y_test"]):
         raise DenselabError(f"{path}: x and y have different numbers of samples")
     if x_train.shape[1:] != x_test.shape[1:]:
@@ -272,35 +303,46 @@ def _npz(path: Path, task: str | None) -> Dataset:
 
 
 def _csv(path: Path, target: str | None, task: str | None) -> Dataset:
-    if not path.exists():
+    if not path.is_file():
         raise DenselabError(f"no such file: {path}")
-    lines = path.read_text(errors="replace").splitlines()
-    lines = [line for line in lines if line.strip()]
-    if not lines:
+    try:
+        blob = path.read_bytes()
+    except OSError as error:
+        raise DenselabError(f"cannot read {path}: {error.strerror}") from None
+    if b"\0" in blob:
+        raise DenselabError(f"{path} is not a text file; give numbers separated by commas")
+    numbered = [
+        (number, line)
+        for number, line in enumerate(blob.decode(errors="replace").splitlines(), start=1)
+        if line.strip()
+    ]
+    if not numbered:
         raise DenselabError(f"{path} is empty")
-    first = [cell.strip() for cell in lines[0].split(",")]
+    first = [cell.strip() for cell in numbered[0][1].split(",")]
     header = not all(_is_number(cell) for cell in first)
     names = first if header else [str(i) for i in range(len(first))]
-    rows = lines[1:] if header else lines
-    try:
-        table = np.array([[float(c) for c in row.split(",")] for row in rows], dtype=np.float64)
-    except ValueError:
-        bad = next(
-            i for i, row in enumerate(rows) if not all(_is_number(c) for c in row.split(","))
-        )
-        raise DenselabError(
-            f"{path} line {bad + 1 + header}: not all numbers (only a first header row is allowed)"
-        ) from None
-    if table.ndim != 2 or table.shape[1] < 2 or len(table) < 2:
+    rows = numbered[1:] if header else numbered
+    values = []
+    for number, row in rows:
+        cells = row.split(",")
+        if len(cells) != len(names):
+            raise DenselabError(
+                f"{path} line {number}: {len(cells)} columns, but the first line has {len(names)}"
+            )
+        if not all(_is_number(c) for c in cells):
+            raise DenselabError(
+                f"{path} line {number}: not all numbers (only a first header row is allowed)"
+            )
+        values.append([float(c) for c in cells])
+    table = np.array(values, dtype=np.float64).reshape(len(values), len(names))
+    if table.shape[1] < 2 or len(table) < 2:
         raise DenselabError(f"{path}: need at least 2 rows and 2 columns of numbers")
     if not np.isfinite(table).all():
         row = int(np.argwhere(~np.isfinite(table))[0][0])
-        raise DenselabError(
-            f"{path} line {row + 1 + header}: NaN or infinity; clean the data first"
-        )
+        raise DenselabError(f"{path} line {rows[row][0]}: NaN or infinity; clean the data first")
     column = _column(names, target, path)
     y = table[:, column]
-    x = np.delete(table, column, axis=1).astype(np.float32)
+    x = _to_float32(np.delete(table, column, axis=1), path)
     order = np.random.default_rng(SPLIT_SEED).permutation(len(x))
     cut = max(1, int(len(x) * 0.8))
     train, test = order[:cut], order[cut:] if cut < len(x) else order[:1]
@@ -308,13 +350,21 @@ def _csv(path: Path, target: str | None, task: str | None) -> Dataset:
 
 
 def _labelled(name, x_train, y_train, x_test, y_test, task, path) -> Dataset:
-    y_all = np.concatenate([np.ravel(y_train), np.ravel(y_test)])
-    integral = np.all(np.equal(np.mod(y_all, 1), 0))
+    y_all = np.concatenate([np.ravel(y_train), np.ravel(y_test)]).astype(np.float64)
+    integral = bool(np.all(np.equal(np.mod(y_all, 1), 0)))
     if task is None:
         task = "classification" if integral and len(np.unique(y_all)) <= 100 else "regression"
+    if task not in ("classification", "regression"):
+        raise DenselabError(f"unknown task {task!r}; use classification or regression")
     if task == "classification":
         if not integral or y_all.min() < 0:
             raise DenselabError(f"{path}: classification labels must be whole numbers 0, 1, 2, ...")
+        if y_all.max() >= MAX_CLASSES:
+            raise DenselabError(
+                f"{path}: labels go up to {y_all.max():.0f}, but a classifier here has at most "
+                f"{MAX_CLASSES} classes (labels 0..{MAX_CLASSES - 1}); for numbers to predict, "
+                "use --task regression"
+            )
         n_classes = int(y_all.max()) + 1
         return Dataset(
             name,
@@ -329,9 +379,9 @@ def _labelled(name, x_train, y_train, x_test, y_test, task, path) -> Dataset:
     return Dataset(
         name,
         x_train,
-        np.asarray(y_train, np.float32),
+        _to_float32(np.asarray(y_train), path),
         x_test,
-        np.asarray(y_test, np.float32),
+        _to_float32(np.asarray(y_test), path),
         "regression",
         str(path),
     )
@@ -355,10 +405,27 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _is_real(array: np.ndarray) -> bool:
+    """Whether ``array`` holds real numbers (not text, objects, booleans or complex numbers)."""
+    return np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+
+
 def _check_finite(path, *arrays) -> None:
     for array in arrays:
         if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
             raise DenselabError(f"{path} contains NaN or infinity; clean the data first")
+
+
+def _to_float32(array: np.ndarray, path) -> np.ndarray:
+    """``array`` as float32, refusing NaN, infinity and numbers too large for float32."""
+    _check_finite(path, array)
+    with np.errstate(over="ignore"):
+        result = np.asarray(array).astype(np.float32)
+    if not np.isfinite(result).all():
+        raise DenselabError(
+            f"{path} has numbers beyond float32's range (about ±3.4e38); scale them first"
+        )
+    return result
 
 
 def _download(filename: str, origin: str, missing_hint: bool = False) -> Path:
@@ -392,9 +459,21 @@ def load_image(path: str | Path, shape: tuple[int, int] = (28, 28)) -> np.ndarra
 
     try:
         with Image.open(path) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise DenselabError(
+                    f"{path} is {image.width}x{image.height} pixels; give a picture of one "
+                    "digit, at most 4096x4096"
+                )
             grey = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise DenselabError(f"cannot read image {path}: {str(error)[:120]}") from None
+    except DenselabError:
+        raise
+    except UnidentifiedImageError:
+        raise DenselabError(f"cannot read image {path}: not a PNG or JPEG picture") from None
+    except Exception as error:  # Pillow's decoders raise many types for a damaged file
+        reason = str(error).strip()[:120] or type(error).__name__
+        raise DenselabError(f"cannot read image {path}: {reason} (damaged file?)") from None
+    if grey.ndim != 2 or grey.size == 0:
+        raise DenselabError(f"{path} has no pixels")
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     if border.mean() > 0.5:
         grey = 1.0 - grey
@@ -420,16 +499,27 @@ def load_image(path: str | Path, shape: tuple[int, int] = (28, 28)) -> np.ndarra
 def load_input(path: str | Path, input_shape: tuple[int, ...]) -> np.ndarray:
     """One sample for a model with ``input_shape``: a ``.npy`` array or a picture of a digit."""
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise DenselabError(f"no such file: {path}")
     if path.suffix.lower() == ".npy":
+        with open(path, "rb") as stream:
+            if stream.read(6) != b"\x93NUMPY":  # else numpy would try it as a pickle
+                raise DenselabError(f"cannot read {path} as .npy: not written by np.save")
         try:
             array = np.load(path, allow_pickle=False)
-        except Exception as error:
+        except ValueError as error:
+            if "allow_pickle" in str(error):
+                raise DenselabError(
+                    f"cannot read {path} as .npy: it holds Python objects (pickles), which "
+                    "denselab never loads; save a numeric array with np.save"
+                ) from None
             raise DenselabError(f"cannot read {path} as .npy: {str(error)[:120]}") from None
-        if not np.issubdtype(array.dtype, np.number):
-            raise DenselabError(f"{path} does not hold numbers")
-        array = array.astype(np.float32)
+        except Exception as error:  # numpy's format parser on a damaged file
+            raise DenselabError(f"cannot read {path} as .npy: {str(error)[:120]}") from None
+        if not isinstance(array, np.ndarray) or not _is_real(array):
+            kind = array.dtype if isinstance(array, np.ndarray) else "an .npz archive"
+            raise DenselabError(f"{path} does not hold real numbers ({kind}); save floats")
+        array = _to_float32(array, path)
     elif len(input_shape) == 2:
         array = load_image(path, input_shape)
     else:
@@ -439,8 +529,6 @@ def load_input(path: str | Path, input_shape: tuple[int, ...]) -> np.ndarray:
             f"{path} has shape {array.shape} but the model takes {input_shape} "
             f"({int(np.prod(input_shape))} numbers)"
         )
-    if not np.isfinite(array).all():
-        raise DenselabError(f"{path} contains NaN or infinity")
     return array.reshape(input_shape)
 
 

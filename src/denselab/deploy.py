@@ -81,16 +81,30 @@ def deploy(
 
 def verify_folder(folder: str | Path, data: str | None = None) -> dict:
     """Rerun deploy's comparisons (Keras, TFLite Micro, C engine) on a folder it wrote."""
+    from .compile import generate_c
+
     folder = Path(folder)
     try:
         previous = json.loads((folder / "report.json").read_text())
-        name = previous["name"]
+        name, dataset_name, model_path = previous["name"], previous["dataset"], previous["model"]
+        if not all(isinstance(v, str) for v in (name, dataset_name, model_path)):
+            raise ValueError("report.json fields are not text")
+        if not name.isidentifier():
+            raise ValueError("not a C name")
         int8_tflite = (folder / f"{name}_int8.tflite").read_bytes()
-        engine = {f: (folder / f).read_text() for f in (f"{name}.h", f"{name}.c")}
-    except (OSError, ValueError, KeyError):
+        written = {f: (folder / f).read_text() for f in (f"{name}.h", f"{name}.c")}
+    except (OSError, ValueError, KeyError, TypeError):
         raise DenselabError(f"{folder} is not a folder written by `denselab deploy`") from None
-    dataset = load_dataset(data or previous["dataset"])
-    model = load_model(previous["model"]) if Path(previous["model"]).exists() else None
+    # Never compile C from the folder itself (it may come from anyone): regenerate it from the
+    # .tflite, and say so if the folder's copy is not what deploy writes.
+    engine = generate_c(int8_tflite, name=name)
+    if engine != written:
+        raise CheckFailed(
+            f"{folder / (name + '.c')} is not what deploy generates from {name}_int8.tflite; "
+            "run `denselab deploy` again"
+        )
+    dataset = load_dataset(data or dataset_name)
+    model = load_model(model_path) if Path(model_path).exists() else None
     inputs = quantize_inputs(int8_tflite, dataset.x_test)
     result = {
         "folder": str(folder),

@@ -53,7 +53,7 @@ def write_explorer(
     payload["title"] = folder.name if path.is_dir() else path.name
     for name in ("history", "metrics"):
         if (folder / f"{name}.json").exists():
-            payload[name] = json.loads((folder / f"{name}.json").read_text())
+            payload[name] = _io.read_json(folder / f"{name}.json")
     if payload.get("history"):
         payload["history"].pop("epoch_end_unix", None)
     return _io.write_text(out, render_page(payload))

@@ -8,7 +8,6 @@ to a run folder: ``curves.png``, ``weights.png``, ``confusion.png``, ``misclassi
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -280,7 +279,7 @@ def write_run_plots(
     written: list[Path] = []
     history_path = source / "history.json"
     if history_path.exists():
-        history = json.loads(history_path.read_text())
+        history = _io.read_json(history_path)
         if history.get("loss"):
             written.append(plot_learning_curves(history, folder / "curves.png"))
     if len(network.input_shape) == 2:

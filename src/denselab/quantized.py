@@ -17,6 +17,7 @@ Every constant is derived here exactly as TensorFlow Lite Micro derives it at ``
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,46 +133,123 @@ class QuantizedNetwork:
 
 
 def read_int8_tflite(int8_tflite: bytes) -> QuantizedNetwork:
-    """Read a full-integer ``.tflite`` (FULLY_CONNECTED, SOFTMAX, LOGISTIC, TANH) into arrays."""
+    """Read a full-integer ``.tflite`` (FULLY_CONNECTED, SOFTMAX, LOGISTIC, TANH) into arrays.
+
+    Every index, shape and scale in the flatbuffer is checked before use: a damaged or hostile
+    file raises :class:`DenselabError`, never another exception.
+    """
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
+    blob = bytes(int8_tflite)
+    if len(blob) < 8 or blob[4:8] != b"TFL3":
+        raise DenselabError(
+            "not a .tflite flatbuffer (no TFL3 identifier); give deploy's int8 model"
+        )
     try:
-        model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytes(int8_tflite), 0))
-    except Exception:  # flatbuffers raises assorted errors for a file that is not a model
-        raise DenselabError("not a .tflite flatbuffer; give the int8 model from quantize") from None
+        model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(blob, 0))
+        return _read_network(schema, model)
+    except DenselabError:
+        raise
+    except _MALFORMED as error:  # the flatbuffer's offsets point outside it, or types mismatch
+        reason = str(error).strip().splitlines()[0][:80] if str(error).strip() else "bad offset"
+        raise DenselabError(
+            f"damaged .tflite (unreadable flatbuffer: {reason}); write it again with "
+            "denselab deploy"
+        ) from None
+
+
+# What the flatbuffers reader and NumPy raise on a damaged buffer.
+_MALFORMED = (
+    AttributeError,
+    IndexError,
+    KeyError,
+    TypeError,
+    ValueError,
+    OverflowError,
+    ZeroDivisionError,
+    RecursionError,
+    UnicodeDecodeError,
+    struct.error,
+)
+
+
+def _read_network(schema, model) -> QuantizedNetwork:
+    if not model.subgraphs or not model.operatorCodes:
+        raise DenselabError("the .tflite has no graph; give deploy's int8 model")
     graph = model.subgraphs[0]
+    tensors = graph.tensors or []
+    operators = graph.operators or []
+
+    def tensor(index: int, what: str):
+        if not 0 <= index < len(tensors):
+            raise DenselabError(f"the .tflite refers to {what} tensor {index}, which is absent")
+        return tensors[index]
+
     operator_names = {value: name for name, value in vars(schema.BuiltinOperator).items()}
+    if graph.inputs is None or len(graph.inputs) != 1:
+        raise DenselabError("the .tflite must have exactly one input tensor")
     layers = []
-    previous_output = graph.inputs[0]
-    for index, operator in enumerate(graph.operators):
+    previous_output = int(graph.inputs[0])
+    first_input = tensor(previous_output, "the input")
+    for index, operator in enumerate(operators):
+        if not 0 <= operator.opcodeIndex < len(model.operatorCodes):
+            raise DenselabError(f"operator {index} has no operator code")
         code = model.operatorCodes[operator.opcodeIndex]
-        kind = operator_names[max(code.builtinCode, code.deprecatedBuiltinCode)]
-        tensors = [None if i < 0 else graph.tensors[i] for i in operator.inputs]
-        output = graph.tensors[operator.outputs[0]]
-        if operator.inputs[0] != previous_output:
+        kind = operator_names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+        if operator.inputs is None or operator.outputs is None or not len(operator.outputs):
+            raise DenselabError(f"operator {index} ({kind}) has no inputs or outputs")
+        inputs = [None if i < 0 else tensor(int(i), "an operator's") for i in operator.inputs]
+        output = tensor(int(operator.outputs[0]), "an operator's")
+        if not inputs or operator.inputs[0] != previous_output:
             raise DenselabError(f"operator {index} ({kind}) does not follow the previous one")
-        for tensor in (tensors[0], output):
-            if tensor.type != schema.TensorType.INT8:
+        for one in (inputs[0], output):
+            if one.type != schema.TensorType.INT8:
                 raise DenselabError(f"operator {index} ({kind}) is not int8; quantize fully")
-        name = output.name.decode() if isinstance(output.name, bytes) else str(output.name)
+        name = output.name.decode(errors="replace") if output.name else f"tensor_{index}"
         if kind == "FULLY_CONNECTED":
-            layers.append(_dense(name, operator, tensors, output, model.buffers))
+            if len(inputs) < 2 or inputs[1] is None:
+                raise DenselabError(f"operator {index} (FULLY_CONNECTED) has no weights")
+            layer = _dense(name, operator, inputs, output, model.buffers or [])
         elif kind == "SOFTMAX":
-            layers.append(_softmax(name, operator, tensors[0], output))
+            layer = _softmax(name, operator, inputs[0], output)
         elif kind in ("LOGISTIC", "TANH"):
-            layers.append(_squash(name, kind.lower(), tensors[0], output))
+            layer = _squash(name, kind.lower(), inputs[0], output)
         else:
             raise DenselabError(
                 f"operator {index} is {kind}; the C engine runs dense networks only"
             )
-        previous_output = operator.outputs[0]
+        _check_follows(layers, layer, index, _size(inputs[0]))
+        layers.append(layer)
+        previous_output = int(operator.outputs[0])
     if not layers or not isinstance(layers[0], QuantizedDense):
         raise DenselabError("the model does not start with a FULLY_CONNECTED layer")
-    first_input = graph.tensors[graph.inputs[0]]
-    last_output = graph.tensors[previous_output]
+    if graph.outputs is None or list(graph.outputs) != [previous_output]:
+        raise DenselabError("the .tflite's output is not its last operator's output")
+    last_output = tensor(previous_output, "the output")
     return QuantizedNetwork(
         layers, *_scale_zero_point(first_input), *_scale_zero_point(last_output)
     )
+
+
+def _check_follows(layers: list, layer, index: int, input_size: int) -> None:
+    """Each layer must take exactly what the one before it gives."""
+    expected = layers[-1].n_outputs if layers else input_size
+    n_inputs = layer.n_inputs if isinstance(layer, QuantizedDense) else layer.size
+    if n_inputs != expected or n_inputs != input_size or n_inputs < 1 or layer.n_outputs < 1:
+        raise DenselabError(
+            f"operator {index} takes {n_inputs} values but receives {expected}; "
+            "the .tflite is inconsistent"
+        )
+
+
+def _size(tensor) -> int:
+    shape = [] if tensor.shape is None else [int(d) for d in tensor.shape]
+    if any(d < 1 for d in shape) or math.prod(shape) > _MAX_TENSOR_SIZE:
+        raise DenselabError(f"tensor {tensor.name!r} has an unusable shape {shape}")
+    return math.prod(shape)
+
+
+_MAX_TENSOR_SIZE = 1 << 24  # far beyond any microcontroller; stops a hostile shape early
 
 
 def quantize_multiplier(real_multiplier: float) -> tuple[int, int]:
@@ -209,12 +287,23 @@ def _dense(name, operator, tensors, output, buffers) -> QuantizedDense:
     input_tensor, filter_tensor = tensors[0], tensors[1]
     bias_tensor = tensors[2] if len(tensors) > 2 else None
     weights = _constant(filter_tensor, buffers, np.int8)
+    if weights.ndim != 2 or weights.size == 0:
+        raise DenselabError(f"layer {name!r} weights have shape {weights.shape}, not 2-D")
     n_neurons = weights.shape[0]
     bias = None if bias_tensor is None else _constant(bias_tensor, buffers, np.int32)
+    if bias is not None and bias.shape != (n_neurons,):
+        raise DenselabError(f"layer {name!r} bias has shape {bias.shape}, not ({n_neurons},)")
+    if _size(output) != n_neurons:
+        raise DenselabError(f"layer {name!r} has {n_neurons} neurons but {_size(output)} outputs")
     input_scale, input_zero_point = _scale_zero_point(input_tensor)
     output_scale, output_zero_point = _scale_zero_point(output)
-    filter_scales = np.asarray(filter_tensor.quantization.scale, dtype=np.float32)
-    if np.any(np.asarray(filter_tensor.quantization.zeroPoint) != 0):
+    quantization = filter_tensor.quantization
+    if quantization is None or quantization.scale is None or quantization.zeroPoint is None:
+        raise DenselabError(f"layer {name!r} weights are not quantized")
+    filter_scales = np.asarray(quantization.scale, dtype=np.float32)
+    if filter_scales.size not in (1, n_neurons) or not _valid_scales(filter_scales):
+        raise DenselabError(f"layer {name!r} has unusable weight scales")
+    if np.any(np.asarray(quantization.zeroPoint) != 0):
         raise DenselabError(f"layer {name!r} has asymmetric int8 weights; TFLM needs symmetric")
     per_channel = filter_scales.size > 1
     if per_channel:  # all in double, as CalculateOpDataFullyConnected does
@@ -224,7 +313,8 @@ def _dense(name, operator, tensors, output, buffers) -> QuantizedDense:
         real = [product / float(output_scale)] * n_neurons
         filter_scales = np.full(n_neurons, filter_scales[0], dtype=np.float32)
     multipliers, shifts = zip(*(quantize_multiplier(r) for r in real), strict=True)
-    activation = _FUSED_ACTIVATIONS.get(operator.builtinOptions.fusedActivationFunction)
+    options = operator.builtinOptions
+    activation = _FUSED_ACTIVATIONS.get(getattr(options, "fusedActivationFunction", 0))
     if activation is None:
         raise DenselabError(f"layer {name!r} has an unsupported fused activation")
     low, high = {"none": (None, None), "relu": (0.0, None), "relu6": (0.0, 6.0)}.get(
@@ -259,14 +349,16 @@ def _softmax(name, operator, input_tensor, output) -> QuantizedSoftmax:
     output_scale, output_zero_point = _scale_zero_point(output)
     if output_zero_point != -128 or output_scale != 1.0 / 256:
         raise DenselabError(f"softmax {name!r} output is not scale 1/256, zero point -128")
-    beta = float(np.float32(operator.builtinOptions.beta))
+    beta = float(np.float32(getattr(operator.builtinOptions, "beta", 1.0)))
+    if not (math.isfinite(beta) and beta > 0):
+        raise DenselabError(f"softmax {name!r} has beta {beta}; it must be positive")
     real = min(beta * input_scale * (1 << 26), (1 << 31) - 1.0)  # PreprocessSoftmaxScaling
     multiplier, left_shift = quantize_multiplier(real)
     if left_shift < 0:
         raise DenselabError(f"softmax {name!r} input scale is too small for the int8 kernel")
     return QuantizedSoftmax(
         name=name,
-        size=int(np.prod(output.shape)),
+        size=_same_size(input_tensor, output, name),
         beta=beta,
         input_scale=input_scale,
         input_zero_point=input_zero_point,
@@ -289,7 +381,7 @@ def _squash(name, kind, input_tensor, output) -> QuantizedSquash:
     return QuantizedSquash(
         name=name,
         kind=kind,
-        size=int(np.prod(output.shape)),
+        size=_same_size(input_tensor, output, name),
         input_scale=input_scale,
         input_zero_point=input_zero_point,
         output_scale=output_scale,
@@ -301,17 +393,43 @@ def _squash(name, kind, input_tensor, output) -> QuantizedSquash:
 
 
 def _constant(tensor, buffers, dtype) -> np.ndarray:
-    data = buffers[tensor.buffer].data
-    if data is None:
+    if not 0 <= tensor.buffer < len(buffers) or buffers[tensor.buffer].data is None:
         raise DenselabError(f"tensor {tensor.name!r} has no constant data")
-    return np.frombuffer(np.asarray(data, np.uint8).tobytes(), dtype=dtype).reshape(tensor.shape)
+    data = np.asarray(buffers[tensor.buffer].data, np.uint8).tobytes()
+    shape = [] if tensor.shape is None else [int(d) for d in tensor.shape]
+    if any(d < 1 for d in shape) or math.prod(shape) * np.dtype(dtype).itemsize != len(data):
+        raise DenselabError(f"tensor {tensor.name!r}: shape {shape} does not match its data")
+    return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+
+def _same_size(input_tensor, output, name: str) -> int:
+    size = _size(output)
+    if _size(input_tensor) != size:
+        raise DenselabError(f"{name!r} changes the size of its input; not an activation")
+    return size
+
+
+def _valid_scales(scales: np.ndarray) -> bool:
+    return bool(np.all(np.isfinite(scales)) and np.all(scales > 0))
 
 
 def _scale_zero_point(tensor) -> tuple[float, int]:
     quantization = tensor.quantization
-    if quantization is None or quantization.scale is None or len(quantization.scale) != 1:
+    if (
+        quantization is None
+        or quantization.scale is None
+        or quantization.zeroPoint is None
+        or len(quantization.scale) != 1
+        or len(quantization.zeroPoint) != 1
+    ):
         raise DenselabError(f"tensor {tensor.name!r} is not quantized per tensor")
-    return float(quantization.scale[0]), int(quantization.zeroPoint[0])
+    scale, zero_point = float(quantization.scale[0]), int(quantization.zeroPoint[0])
+    if not _valid_scales(np.float32([scale])) or not -128 <= zero_point <= 127:
+        raise DenselabError(
+            f"tensor {tensor.name!r} has scale {scale} and zero point {zero_point}; "
+            "int8 needs a positive scale and a zero point in -128..127"
+        )
+    return scale, zero_point
 
 
 def _quantize(real: float, scale: float, zero_point: int) -> int:

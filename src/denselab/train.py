@@ -20,7 +20,7 @@ from ._backend import keras as _keras
 from ._backend import set_seed, tensorflow_unprobed
 from .data import Dataset, load_dataset
 from .errors import DenselabError
-from .model import build_model
+from .model import build_model, check_model_file
 
 # Chosen by measurement on a 2-core CPU (see BENCHMARKS.md): the JAX backend with many steps per
 # compiled call is the big win in time; batch 32 is the course's; Adam from 2e-3 with cosine
@@ -93,6 +93,7 @@ def resume(folder: str | Path) -> Run:
         raise DenselabError(f"run {folder} already finished its {config.epochs} epochs")
     data = load_dataset(config.dataset, target=config.target, task=config.task)
     set_seed(config.seed + done)
+    check_model_file(folder / "model.keras")  # no code layers, no damaged HDF5 part
     try:
         model = keras.saving.load_model(folder / "model.keras", compile=True, safe_mode=True)
     except Exception as error:
@@ -247,6 +248,8 @@ def _read_run(folder: Path) -> tuple[TrainConfig, dict]:
         run = json.loads((folder / "run.json").read_text())
         history = json.loads((folder / "history.json").read_text())
         config = TrainConfig(**run["config"])
+        if not isinstance(history, dict):
+            raise TypeError("history.json is not an object")
     except (OSError, ValueError, KeyError, TypeError):
         raise DenselabError(
             f"{folder} is not a denselab run folder (run.json, history.json)"
