@@ -28,11 +28,9 @@ def _jax_compilation_cache() -> None:
     """
     if "JAX_COMPILATION_CACHE_DIR" in os.environ:
         return
-    base = os.environ.get("DENSELAB_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "denselab",
-    )
-    folder = os.path.join(base, "jax")
+    from ._io import cache_dir
+
+    folder = str(cache_dir() / "jax")
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError:

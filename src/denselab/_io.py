@@ -63,6 +63,15 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     _fsync_folder(target.parent)
 
 
+def cache_dir() -> Path:
+    """denselab's cache folder: ``$DENSELAB_CACHE``, else ``~/.cache/denselab``."""
+    base = os.environ.get("DENSELAB_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "denselab",
+    )
+    return Path(base)
+
+
 def write_bytes(target: str | os.PathLike, data: bytes) -> Path:
     with atomic_path(target) as tmp, open(tmp, "wb") as stream:
         stream.write(data)

