@@ -348,7 +348,11 @@ for _ in range(int(sys.argv[3])):
 
 
 def _tflm_instructions(int8_tflite: bytes, sample: np.ndarray, work: Path) -> int | None:
-    """TFLM's instructions per invoke: a Python loop of 200 invokes minus one of 0."""
+    """TFLM's instructions per invoke: the slope between Python loops of 1,000 and 3,000 invokes.
+
+    A slope, not (loop - empty script) / n: the interpreter's own start-up varies by millions
+    of instructions from run to run, which one short loop does not outweigh.
+    """
     if not shutil.which("valgrind"):
         return None
     (work / "model.tflite").write_bytes(int8_tflite)
@@ -360,8 +364,8 @@ def _tflm_instructions(int8_tflite: bytes, sample: np.ndarray, work: Path) -> in
         str(work / "model.tflite"),
         str(work / "sample.npy"),
     ]
-    counts = [_callgrind([*command, str(n)], b"", work) for n in (0, 200)]
-    return (counts[1] - counts[0]) // 200
+    counts = [_callgrind([*command, str(n)], b"", work) for n in (1000, 3000)]
+    return (counts[1] - counts[0]) // 2000
 
 
 def _callgrind(command: list[str], stdin: bytes, work: Path) -> int:
@@ -372,6 +376,7 @@ def _callgrind(command: list[str], stdin: bytes, work: Path) -> int:
         capture_output=True,
         check=True,
         cwd=work,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
     )
     summary = next(x for x in log.read_text().splitlines() if x.startswith("summary:"))
     log.unlink()
