@@ -277,6 +277,16 @@ def _images(name: str, arrays: dict, source: str, class_names: list[str]) -> Dat
     )
 
 
+def _numpy_error(path: Path, kind: str, error: Exception, hint: str) -> DenselabError:
+    """What ``np.load(..., allow_pickle=False)`` failing means, in one line."""
+    if isinstance(error, ValueError) and "allow_pickle" in str(error):
+        return DenselabError(
+            f"cannot read {path} as {kind}: it holds Python objects (pickles), which "
+            f"denselab never loads; {hint}"
+        )
+    return DenselabError(f"cannot read {path} as {kind}: {str(error)[:120]}")
+
+
 def _npz(path: Path, task: str | None) -> Dataset:
     if not path.is_file():
         raise DenselabError(f"no such file: {path}")
@@ -293,15 +303,8 @@ def _npz(path: Path, task: str | None) -> Dataset:
             arrays = {k: npz[k] for k in keys}
     except DenselabError:
         raise
-    except ValueError as error:
-        if "allow_pickle" in str(error):
-            raise DenselabError(
-                f"cannot read {path} as NPZ: it holds Python objects (pickles), which "
-                "denselab never loads; save plain numeric arrays"
-            ) from None
-        raise DenselabError(f"cannot read {path} as NPZ: {str(error)[:120]}") from None
     except Exception as error:  # zipfile, zlib and numpy's format parser: all "not an NPZ"
-        raise DenselabError(f"cannot read {path} as NPZ: {str(error)[:120]}") from None
+        raise _numpy_error(path, "NPZ", error, "save plain numeric arrays") from None
     for key in keys:
         if not _is_real(arrays[key]):
             raise DenselabError(f"{path}: {key} is not numeric ({arrays[key].dtype})")
@@ -532,15 +535,8 @@ def load_input(path: str | Path, input_shape: tuple[int, ...]) -> np.ndarray:
                 raise DenselabError(f"cannot read {path} as .npy: not written by np.save")
         try:
             array = np.load(path, allow_pickle=False)
-        except ValueError as error:
-            if "allow_pickle" in str(error):
-                raise DenselabError(
-                    f"cannot read {path} as .npy: it holds Python objects (pickles), which "
-                    "denselab never loads; save a numeric array with np.save"
-                ) from None
-            raise DenselabError(f"cannot read {path} as .npy: {str(error)[:120]}") from None
         except Exception as error:  # numpy's format parser on a damaged file
-            raise DenselabError(f"cannot read {path} as .npy: {str(error)[:120]}") from None
+            raise _numpy_error(path, ".npy", error, "save a numeric array with np.save") from None
         if not isinstance(array, np.ndarray) or not _is_real(array):
             kind = array.dtype if isinstance(array, np.ndarray) else "an .npz archive"
             raise DenselabError(f"{path} does not hold real numbers ({kind}); save floats")
