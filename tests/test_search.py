@@ -67,7 +67,7 @@ def resumed(tmp_path_factory):
     deadline = time.monotonic() + 240
     while len(_finished_trials(out)) < 2 and first.poll() is None:
         assert time.monotonic() < deadline, "the first run finished no trials in 4 minutes"
-        time.sleep(0.5)
+        time.sleep(0.2)
     first.send_signal(signal.SIGINT)
     _, stderr = first.communicate(timeout=120)
     before = _finished_trials(out)

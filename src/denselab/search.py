@@ -231,10 +231,16 @@ def _run_locally(study, storage_url, spec, view, remaining, workers, bar) -> Non
         process.start()
     main_thread = threading.current_thread() is threading.main_thread()
     if main_thread:  # `kill` stops the workers too, as Ctrl-C does
-        previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        previous = {
+            signum: signal.signal(signum, _raise_keyboard_interrupt)
+            for signum in (signal.SIGINT, signal.SIGTERM)
+        }
+    _interrupted.clear()
     try:
         while any(process.is_alive() for process in processes):
             time.sleep(1.0)
+            if _interrupted.is_set():  # raised inside a library that swallowed it
+                raise KeyboardInterrupt
             finished = _n_finished(study)
             bar.advance(finished - done, status=_best_status(study))
             done = finished
@@ -243,12 +249,19 @@ def _run_locally(study, storage_url, spec, view, remaining, workers, bar) -> Non
         raise
     finally:
         if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
     if not errors.empty():
         raise DenselabError(f"a search worker failed: {errors.get()}")
 
 
+_interrupted = threading.Event()
+
+
 def _raise_keyboard_interrupt(signum, frame):
+    """Ctrl-C or `kill`: raise KeyboardInterrupt, and remember it, because a library in the
+    middle of a database call may catch it; the loop above then raises it again."""
+    _interrupted.set()
     raise KeyboardInterrupt
 
 
