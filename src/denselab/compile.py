@@ -17,6 +17,8 @@ import numpy as np
 from .errors import DenselabError
 from .quantized import QuantizedNetwork, read_int8_tflite
 
+DENSE_CHUNK = 64  # inputs widened to int16 at a time by dense_int8: 128 bytes of RAM
+
 
 def generate_c(quantized: QuantizedNetwork | bytes, name: str = "model") -> dict[str, str]:
     """The C99 engine for ``quantized`` (or int8 .tflite bytes): ``{name}.h`` and ``{name}.c``.
@@ -39,6 +41,15 @@ def generate_c(quantized: QuantizedNetwork | bytes, name: str = "model") -> dict
         target = "output" if k == last else buffers[k % 2]
         kernel = "dense" if layer.kind == "dense" else layer.kind
         calls.append(f"    {kernel}_int8(&{c_name}, {source}, {target});")
+    dense_widths = [layer.n_outputs for layer in quantized.layers if layer.kind == "dense"]
+    scratch = ""
+    if dense_widths:  # dense_int8's int16 chunk of its input and its neurons' running sums
+        scratch = (
+            "/* ---- Scratch for dense_int8 (see below) ---- */\n\n"
+            f"#define DENSE_CHUNK {DENSE_CHUNK}\n"
+            "static int16_t dense_input16[DENSE_CHUNK];\n"
+            f"static int32_t dense_sums[{max(dense_widths)}];\n\n"
+        )
     widths = "-".join(
         str(n)
         for n in [quantized.n_inputs]
@@ -58,7 +69,13 @@ def generate_c(quantized: QuantizedNetwork | bytes, name: str = "model") -> dict
             f" *   {c_name:<11} {_describe(layer)}"
             for layer, c_name in zip(quantized.layers, names, strict=True)
         ),
-        "buffer_bytes": f"{buffer_sizes[0]} + {buffer_sizes[1]}",
+        "buffer_bytes": f"{buffer_sizes[0]} + {buffer_sizes[1]} int8 for activations"
+        + (
+            f", {DENSE_CHUNK} int16 + {max(dense_widths)} int32 of dense scratch"
+            if dense_widths
+            else ""
+        ),
+        "scratch": scratch,
         "kernels": _kernels({layer.kind for layer in quantized.layers}),
         "tables": "".join(
             _table(layer, c_name) for layer, c_name in zip(quantized.layers, names, strict=True)

@@ -3,7 +3,7 @@
 
 #include <stddef.h>
 
-${kernels}
+${scratch}${kernels}
 /* ---- The model: one const table per weight array, one struct per layer ---- */
 
 ${tables}

@@ -12,8 +12,8 @@
  * Layers, in order (input ${n_inputs} int8 values):
 ${layer_lines}
  *
- * Weights and requantization tables are const (flash); activations live in two static
- * ping-pong buffers (${buffer_bytes} bytes), so ${name}_invoke is not re-entrant. No malloc, no
+ * Weights and requantization tables are const (flash); activations live in static buffers
+ * (${buffer_bytes} bytes), so ${name}_invoke is not re-entrant. No malloc, no
  * float: the int8 arithmetic is TensorFlow Lite Micro's reference kernels (gemmlowp double
  * rounding), bit for bit, so the output bytes equal the TFLM interpreter's on the same .tflite.
  */
