@@ -259,8 +259,9 @@ def _quiet_worker() -> None:
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _interrupt)
-    from ._backend import keras, tensorflow
+    from ._backend import keras, lean_keras, tensorflow
 
+    lean_keras()
     keras()  # first, so that TensorFlow's import does not make Keras pick its backend
     tensorflow()
     report.quiet(True)
