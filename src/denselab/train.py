@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -131,7 +132,11 @@ def _fit_and_save(keras, model, config, data, folder, history, initial_epoch) ->
         f"{len(data.x_test):,} validation, from {data.source})"
     )
     interrupted = False
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    _stop_requested.clear()
+    previous = {
+        signum: signal.signal(signum, _raise_keyboard_interrupt)
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         with report.progress("epochs", config.epochs) as bar:
             bar.advance(initial_epoch)
@@ -150,7 +155,8 @@ def _fit_and_save(keras, model, config, data, folder, history, initial_epoch) ->
         interrupted = True
         tracker.restore_last_epoch()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if tracker.diverged:
         if not initial_epoch:  # a fresh run leaves nothing behind, not even its progress file
             (folder / "history.json").unlink(missing_ok=True)
@@ -186,6 +192,8 @@ def _epoch_tracker(keras, model, history: dict, folder: Path):
             self.last_good = _snapshot(model)
 
         def on_epoch_end(self, epoch, logs=None):
+            if _stop_requested.is_set():  # a Ctrl-C that a library caught on its way up
+                raise KeyboardInterrupt
             logs = logs or {}
             if not np.isfinite(logs.get("loss", 0.0)):
                 self.diverged = epoch + 1
@@ -217,7 +225,13 @@ def _snapshot(model) -> tuple[list, list]:
     return [v.numpy() for v in model.weights], [v.numpy() for v in variables]
 
 
+_stop_requested = threading.Event()
+
+
 def _raise_keyboard_interrupt(signum, frame):
+    """Ctrl-C or `kill`: stop training. Also remembered, because C code that checks for
+    signals while a step runs may swallow the KeyboardInterrupt; the tracker raises it again."""
+    _stop_requested.set()
     raise KeyboardInterrupt
 
 
