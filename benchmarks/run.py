@@ -286,15 +286,21 @@ def inference(run_folder: Path, dataset: str, work: Path, quick: bool) -> list[d
 
 
 def _inference_row(what, baseline_name, baseline, others: dict) -> dict:
-    parts = [f"{name}: {_seconds(t)} ({baseline / t:.0f}x)" for name, t in others.items()]
+    parts = [f"{name}: {_seconds(t)} ({_times(baseline / t)})" for name, t in others.items()]
+    fastest = min(others, key=others.get)
     return {
         "group": "Inference",
         "what": what,
         "baseline": f"{baseline_name}: {_seconds(baseline)}",
         "denselab": "; ".join(parts),
-        "ratio": baseline / min(others.values()),
-        "note": "ratio: Keras against the fastest (the C engine)",
+        "ratio": baseline / others[fastest],
+        "note": f"ratio: Keras against the fastest of these ({fastest.split(' (')[0]})",
     }
+
+
+def _times(ratio: float) -> str:
+    """2.0x, 360x, 0.37x: two significant figures at most below 10."""
+    return f"{ratio:.0f}x" if ratio >= 10 else f"{ratio:.2g}x"
 
 
 def _c_engine_time(
