@@ -161,6 +161,32 @@ def test_sigmoid_and_tanh_layers_match_tflite_micro(activation):
         assert np.sum(actual != expected) == 0, f"seed {seed} {case['network']}"
 
 
+def test_unused_inputs_are_not_stored_and_outputs_stay_bit_exact(tmp_path):
+    """Inputs with weight 0 in every neuron (a pruned pixel) are skipped, in any layer."""
+    for seed in (300, 301, 302, 303, 304, 305):
+        model, representative = random_dense_model(seed)
+        rng = np.random.default_rng(seed)
+        for number, layer in enumerate(model.layers):
+            kernel, bias = layer.get_weights()
+            unused = rng.random(kernel.shape[0]) < rng.uniform(0.2, 0.9)
+            if seed == 305 and number == 0:
+                unused[:] = True  # a layer that reads nothing at all: its bias alone
+            kernel[unused] = 0.0
+            layer.set_weights([kernel, bias])
+        network = dense_network(model)
+        _, int8_tflite = to_tflite(network, representative)
+        inputs = random_int8_inputs(network.n_inputs, seed)
+        sources = generate_c(int8_tflite, "model")
+        expected = tflm_invoke(int8_tflite, inputs)
+        actual = c_engine_invoke(sources, inputs, sanitize=seed == 300)
+        assert np.sum(actual != expected) == 0, f"seed {seed} {network}"
+
+        first = read_int8_tflite(int8_tflite).layers[0]
+        used = int(np.any(first.weights != 0, axis=0).sum()) or 1
+        declaration = f"dense_1_weights[{first.n_outputs}][{used}]"
+        assert declaration in sources["model.c"], f"seed {seed}: {declaration} not declared"
+
+
 def test_per_tensor_weight_scales_match_tflite_micro():
     """One scale per layer: TFLM multiplies input_scale * filter_scale in float, not double."""
     for seed in (200, 201, 202):

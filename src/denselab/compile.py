@@ -163,9 +163,11 @@ def _layer_names(layers) -> list[str]:
 def _describe(layer) -> str:
     if layer.kind == "dense":
         scales = "per-channel" if layer.per_channel else "per-tensor"
+        n_used = sum(count for _, count in input_runs(layer.weights))
+        reads = "" if n_used == layer.n_inputs else f"reads {n_used} inputs, "
         return (
             f"FULLY_CONNECTED {layer.n_inputs} -> {layer.n_outputs}, {layer.activation}, "
-            f"{layer.weights.size} int8 weights ({scales} scales)"
+            f"{reads}{n_used * layer.n_outputs} int8 weights ({scales} scales)"
         )
     return f"{layer.kind.upper()} over {layer.size} values"
 
@@ -186,12 +188,23 @@ def _table(layer, c_name: str) -> str:
     if layer.kind == "softmax":
         fields["beta"] = f"{layer.beta:g}"
     if layer.kind == "dense":
-        n = layer.n_outputs
+        runs = input_runs(layer.weights)
+        used = np.concatenate([np.arange(start, start + count) for start, count in runs])
+        n_used = len(used)
         fields.update(
             n_inputs=layer.n_inputs,
-            n_neurons=n,
+            n_neurons=layer.n_outputs,
+            n_used=n_used,
+            n_runs=len(runs),
+            runs_comment=(
+                f"all {layer.n_inputs} inputs are used: one run"
+                if n_used == layer.n_inputs
+                else f"{n_used} of the {layer.n_inputs} inputs are used, in {len(runs)} runs; "
+                "the others have weight 0 in every neuron, so they are not stored"
+            ),
+            input_runs=_c_array([f"{{{start}, {count}}}" for start, count in runs], per_line=8),
             weights=",\n".join(
-                f"    {{ /* neuron {j} */\n{_c_array(row, indent=8)}\n    }}"
+                f"    {{ /* neuron {j} */\n{_c_array(row[used], indent=8)}\n    }}"
                 for j, row in enumerate(layer.weights)
             ),
             folded_bias=_c_array(_folded_bias(layer), per_line=8),
@@ -201,6 +214,22 @@ def _table(layer, c_name: str) -> str:
     section = "dense" if layer.kind == "dense" else layer.kind
     section = "squash" if section in ("logistic", "tanh") else section
     return Template(_sections("layers.c")[section]).substitute(fields)
+
+
+def input_runs(weights: np.ndarray) -> list[tuple[int, int]]:
+    """The inputs a dense layer reads, as ``(first index, count)`` runs: the columns of
+    ``weights`` (n_neurons, n_inputs) that are not zero in every neuron.
+
+    A layer whose weights are all zero still reads input 0, so that no C array is empty.
+    """
+    if weights.shape[1] > 65535:
+        raise DenselabError(f"a dense layer with {weights.shape[1]:,} inputs is too wide for C")
+    used = np.any(weights != 0, axis=0)
+    if not used.any():
+        used[0] = True
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], used.astype(np.int8), [0]])))
+    starts, ends = edges[::2], edges[1::2]
+    return [(int(a), int(b - a)) for a, b in zip(starts, ends, strict=True)]
 
 
 def _folded_bias(layer) -> np.ndarray:

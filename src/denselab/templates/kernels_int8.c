@@ -43,9 +43,11 @@ static int32_t multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, i
 /* ---- FULLY_CONNECTED, int8 in and out, per-channel requantization ---- */
 
 typedef struct {
-    int n_inputs;
+    int n_used;                       /* inputs some neuron reads (weights elsewhere are all 0) */
     int n_neurons;
-    const int8_t *weights;            /* (n_neurons, n_inputs): row j holds neuron j's weights */
+    int n_runs;
+    const uint16_t (*input_runs)[2];  /* the inputs used, as runs: {first index, count} */
+    const int8_t *weights;            /* (n_neurons, n_used): row j holds neuron j's weights */
     const int32_t *folded_bias;       /* (n_neurons,): bias[j] - input_zero_point * sum_i w[j][i] */
     const int32_t *output_multiplier; /* (n_neurons,), Q0.31 */
     const int8_t *output_shift;       /* (n_neurons,), power of two; > 0 shifts left */
@@ -60,7 +62,11 @@ typedef struct {
  * folded_bias at generation time (as CMSIS-NN does), so the inner loop is a plain dot product;
  * the int32 sum is the same integer TFLM accumulates.
  *
- * The input is taken DENSE_CHUNK values at a time, widened once to int16 (dense_input16), and
+ * An input whose weight is 0 in every neuron adds nothing, so it is not stored or read: the
+ * layer reads its inputs as runs (input_runs), which is every input, one run, unless the
+ * network was trained to ignore some (denselab search drops pixels that are rarely lit).
+ *
+ * The used inputs are taken DENSE_CHUNK at a time, widened once to int16 (dense_input16), and
  * every neuron's share of that chunk is added to its running sum (dense_sums). An int8 x int16
  * dot product is what 16-bit multiply-accumulate instructions do (pmaddwd on x86, SMLAD on Arm
  * cores with the DSP extension): 2.7x faster at gcc -O3 than widening every product. */
@@ -74,21 +80,44 @@ static int32_t dot_int8_int16(const int8_t *weights, const int16_t *input, int n
     return acc;
 }
 
+/* dense_sums[j] += neuron j's weights for used inputs done..done+n-1 . dense_input16[0..n-1] */
+static void dense_accumulate(const dense_layer *layer, int done, int n)
+{
+    const int8_t *weights = layer->weights + done;
+    int j;
+    for (j = 0; j < layer->n_neurons; j++, weights += layer->n_used) {
+        dense_sums[j] += dot_int8_int16(weights, dense_input16, n);
+    }
+}
+
 static void dense_int8(const dense_layer *layer, const int8_t *input, int8_t *output)
 {
-    int start, i, j;
+    int done = 0; /* used inputs already added to dense_sums */
+    int n = 0;    /* used inputs waiting in dense_input16 */
+    int r, i, j;
     for (j = 0; j < layer->n_neurons; j++) {
         dense_sums[j] = layer->folded_bias[j];
     }
-    for (start = 0; start < layer->n_inputs; start += DENSE_CHUNK) {
-        const int n = layer->n_inputs - start < DENSE_CHUNK ? layer->n_inputs - start : DENSE_CHUNK;
-        const int8_t *weights = layer->weights + start;
-        for (i = 0; i < n; i++) {
-            dense_input16[i] = input[start + i];
+    for (r = 0; r < layer->n_runs; r++) {
+        const int8_t *from = input + layer->input_runs[r][0];
+        int left = layer->input_runs[r][1];
+        while (left > 0) {
+            const int take = left < DENSE_CHUNK - n ? left : DENSE_CHUNK - n;
+            for (i = 0; i < take; i++) {
+                dense_input16[n + i] = from[i];
+            }
+            n += take;
+            from += take;
+            left -= take;
+            if (n == DENSE_CHUNK) {
+                dense_accumulate(layer, done, n);
+                done += n;
+                n = 0;
+            }
         }
-        for (j = 0; j < layer->n_neurons; j++, weights += layer->n_inputs) {
-            dense_sums[j] += dot_int8_int16(weights, dense_input16, n);
-        }
+    }
+    if (n > 0) {
+        dense_accumulate(layer, done, n);
     }
     for (j = 0; j < layer->n_neurons; j++) {
         int32_t acc = multiply_by_quantized_multiplier(dense_sums[j], layer->output_multiplier[j],

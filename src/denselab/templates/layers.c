@@ -2,7 +2,11 @@
 /* ${c_name}: FULLY_CONNECTED ${n_inputs} -> ${n_neurons}, ${activation}
  * input_scale ${input_scale}, input_zero_point ${input_zero_point}; output_scale ${output_scale}, output_zero_point ${output_zero_point}
  * M_j = input_scale * filter_scale[j] / output_scale = output_multiplier[j] * 2^(output_shift[j] - 31) */
-static const int8_t ${c_name}_weights[${n_neurons}][${n_inputs}] = {
+/* ${runs_comment} */
+static const uint16_t ${c_name}_input_runs[${n_runs}][2] = {
+${input_runs}
+};
+static const int8_t ${c_name}_weights[${n_neurons}][${n_used}] = {
 ${weights}
 };
 /* bias[j] - input_zero_point * sum_i weights[j][i]: the zero point's share, folded in once */
@@ -16,8 +20,10 @@ static const int8_t ${c_name}_output_shift[${n_neurons}] = {
 ${output_shift}
 };
 static const dense_layer ${c_name} = {
-    .n_inputs = ${n_inputs},
+    .n_used = ${n_used},
     .n_neurons = ${n_neurons},
+    .n_runs = ${n_runs},
+    .input_runs = ${c_name}_input_runs,
     .weights = &${c_name}_weights[0][0],
     .folded_bias = ${c_name}_folded_bias,
     .output_multiplier = ${c_name}_output_multiplier,
