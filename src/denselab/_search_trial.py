@@ -34,6 +34,10 @@ HIDDEN_ACTIVATIONS = ("relu", "linear", "sigmoid", "tanh")  # what the int8 C en
 WIDTHS = (4, 64)  # neurons per hidden layer, sampled on a log scale
 LEARNING_RATES = (1e-3, 3e-2)
 BATCH_SIZES = (16, 32, 64, 128)
+# Inputs kept: those non-zero in more than this fraction of the training samples. A dropped
+# input (a pixel at the border, rarely lit) gets weight 0 in every neuron, and the C engine
+# does not store inputs no neuron reads: on MNIST, 0.05 keeps ~400 of the 784 pixels.
+INPUT_USE = (0.0, 0.01, 0.05, 0.1, 0.2)
 EPOCHS_MIN = 3
 SHORTFALL_DOUBLINGS = 2.0  # score cost of one accuracy point below the target
 OVER_BUDGET = 100.0  # score added to an infeasible trial: worse than any feasible one
@@ -42,6 +46,7 @@ CALIBRATION_SAMPLES = 500  # as deploy: training samples the converter measures 
 MEASUREMENTS = (  # what a finished trial records (Optuna user attributes, Ray results)
     "layers",
     "activations",
+    "inputs_used",
     "within_budget",
     "flash_bytes",
     "ram_bytes",
@@ -83,6 +88,7 @@ def suggest(trial, epochs_max: int, max_width: int = WIDTHS[1]) -> dict:
         widest = max_width if index == 1 else WIDTHS[1]  # the first layer holds most weights
         trial.suggest_int(f"units_{index}", WIDTHS[0], widest, log=True)
         trial.suggest_categorical(f"activation_{index}", HIDDEN_ACTIVATIONS)
+    trial.suggest_categorical("input_use", INPUT_USE)
     trial.suggest_float("learning_rate", *LEARNING_RATES, log=True)
     trial.suggest_categorical("batch_size", BATCH_SIZES)
     trial.suggest_int("epochs", min(EPOCHS_MIN, epochs_max), epochs_max)
@@ -104,6 +110,13 @@ def score(spec: SearchSpec, accuracy: float, flash_bytes: float, within_budget: 
     return math.log2(flash_bytes) + SHORTFALL_DOUBLINGS * shortfall_points + penalty
 
 
+def used_inputs(x_train: np.ndarray, input_use: float) -> np.ndarray:
+    """A boolean mask over the flattened inputs: non-zero in more than ``input_use`` of the
+    training samples (0.0 keeps every input that is ever non-zero)."""
+    lit = np.count_nonzero(x_train.reshape(len(x_train), -1), axis=0) / max(1, len(x_train))
+    return lit > input_use
+
+
 def widest_layer(n_inputs: int, max_flash: int | None) -> int:
     """The widest first hidden layer whose int8 kernel alone fits ``max_flash``, at most 64."""
     if max_flash is None:
@@ -115,11 +128,12 @@ def flash_estimate(n_inputs: int, units: list[int]) -> tuple[int, int]:
     """(lower bound, estimate) of the engine's flash before training, in bytes.
 
     The lower bound is the int8 kernels alone; the estimate adds an int32 bias and an int32
-    multiplier and shift per neuron and about 1 kB of code (within ~5% of ``size``).
+    multiplier and shift per neuron and about 1.3 kB of code and input runs (within ~1% of
+    ``size`` for one hidden layer).
     """
     widths = [n_inputs, *units]
     kernels = sum(a * b for a, b in zip(widths, widths[1:], strict=False))
-    return kernels, kernels + 12 * sum(units) + 1000
+    return kernels, kernels + 9 * sum(units) + 1330
 
 
 def run_trial(
@@ -135,36 +149,26 @@ def run_trial(
     float validation accuracy and the estimated flash give; it may raise to stop the trial
     (a pruner's decision). Returns None when training diverged (loss NaN).
     """
-    from ._backend import set_seed
-    from .model import build_model
-    from .train import TrainConfig, _compile
-
     units, activations = architecture(params, view.n_classes)
     n_inputs = int(np.prod(view.input_shape))
-    lower_bound, estimate = flash_estimate(n_inputs, units)
+    used = used_inputs(view.x_train, float(params.get("input_use", 0.0)))
+    lower_bound, estimate = flash_estimate(int(used.sum()), units)
     layers = "-".join(str(n) for n in [n_inputs, *units])
-    measurements = {"layers": layers, "activations": ",".join(activations)}
+    measurements = {
+        "layers": layers,
+        "activations": ",".join(activations),
+        "inputs_used": int(used.sum()),
+    }
     if spec.over_budget(lower_bound, max(units[:-1])):  # certainly over: do not train
         measurements.update(within_budget=False, flash_lower_bound=lower_bound)
         return score(spec, 0.0, lower_bound, within_budget=False), measurements
 
-    config = TrainConfig(
-        dataset=spec.dataset,
-        units=units,
-        activations=activations,
-        epochs=int(params["epochs"]),
-        batch_size=int(params["batch_size"]),
-        learning_rate=float(params["learning_rate"]),
-        seed=spec.seed,
+    trained = train_candidate(
+        params, view, used, spec, lambda e, acc: on_epoch(e, score(spec, acc, estimate, True))
     )
-    set_seed(config.seed)
-    model = build_model(view.input_shape, units, activations, seed=config.seed)
-    _compile(model, config, view)
-    history = _fit(
-        model, config, view, lambda e, acc: on_epoch(e, score(spec, acc, estimate, True))
-    )
-    if history is None:
+    if trained is None:
         return None
+    model, config, history = trained
 
     folder = Path(spec.trials_folder) / f"{number:04d}"
     int8_tflite, engine = _ship(model, view)
@@ -182,8 +186,59 @@ def run_trial(
     return score(spec, measured["int8_val_accuracy"], measured["flash_bytes"], within), measurements
 
 
-def _fit(model, config, view: Dataset, on_epoch: Callable[[int, float], None]) -> dict | None:
-    """``model.fit`` with a callback that keeps the history and reports each epoch."""
+def train_candidate(
+    params: dict,
+    view: Dataset,
+    used: np.ndarray,
+    spec: SearchSpec,
+    on_epoch: Callable[[int, float], None] = lambda epoch, accuracy: None,
+):
+    """``(model, config, history)`` of the network ``params`` describes, trained with Keras
+    on ``view``'s training part, reading only the ``used`` inputs; None if it diverged."""
+    from ._backend import set_seed
+    from .model import build_model
+    from .train import TrainConfig, _compile
+
+    units, activations = architecture(params, view.n_classes)
+    config = TrainConfig(
+        dataset=spec.dataset,
+        units=units,
+        activations=activations,
+        epochs=int(params["epochs"]),
+        batch_size=int(params["batch_size"]),
+        learning_rate=float(params["learning_rate"]),
+        seed=spec.seed,
+    )
+    set_seed(config.seed)
+    model = build_model(view.input_shape, units, activations, seed=config.seed)
+    _ignore_inputs(model, ~used)
+    _compile(model, config, view)
+    history = _fit(model, config, view, used, on_epoch)
+    if history is None:
+        return None
+    _ignore_inputs(model, ~used)  # a no-op (their gradient was 0): says what the model is
+    return model, config, history
+
+
+def _ignore_inputs(model, unused: np.ndarray) -> None:
+    """Weight 0 from every ``unused`` input in the first Dense layer's kernel.
+
+    Trained on data where those inputs are 0, the weights get a gradient of exactly 0, so
+    Adam leaves them at 0: the trained network reads only the used inputs.
+    """
+    if not unused.any():
+        return
+    dense = next(layer for layer in model.layers if layer.get_weights())
+    kernel, *rest = dense.get_weights()
+    kernel[unused] = 0.0
+    dense.set_weights([kernel, *rest])
+
+
+def _fit(
+    model, config, view: Dataset, used: np.ndarray, on_epoch: Callable[[int, float], None]
+) -> dict | None:
+    """``model.fit`` (on the used inputs; the others set to 0) with a callback that keeps the
+    history and reports each epoch."""
     from ._backend import keras
 
     history: dict[str, list[float]] = {}
@@ -199,8 +254,11 @@ def _fit(model, config, view: Dataset, on_epoch: Callable[[int, float], None]) -
                 history.setdefault(key, []).append(float(value))
             on_epoch(epoch + 1, float(logs["val_accuracy"]))
 
+    x_fit = view.x_train
+    if not used.all():
+        x_fit = view.x_train * used.reshape(view.x_train.shape[1:]).astype(view.x_train.dtype)
     model.fit(
-        view.x_train,
+        x_fit,
         view.y_train,
         epochs=config.epochs,
         batch_size=config.batch_size,

@@ -1,12 +1,12 @@
 """Search: the smallest dense network that reaches a target accuracy and fits the budgets.
 
 Optuna's TPE sampler proposes networks (1-3 hidden layers, widths, activations the C engine
-runs, learning rate, batch size, epochs); each trial trains with Keras, ships to int8 C and
-is scored on a validation part held out of the *training* split (see
-:mod:`denselab._search_trial` for the score). Hopeless trials are pruned from their learning
-curves (median rule). Trials run in local worker processes sharing one SQLite study, or on a
-Ray cluster with Ray Tune; the study lives in ``out/study.db``, so rerunning the same command
-after Ctrl-C continues where it stopped.
+runs, which rarely non-zero inputs to ignore, learning rate, batch size, epochs); each trial
+trains with Keras, ships to int8 C and is scored on a validation part held out of the
+*training* split (see :mod:`denselab._search_trial` for the score). Hopeless trials are
+pruned from their learning curves (median rule). Trials run in local worker processes sharing
+one SQLite study, or on a Ray cluster with Ray Tune; the study lives in ``out/study.db``, so
+rerunning the same command after Ctrl-C continues where it stopped.
 
 The answer is the Pareto front of int8 accuracy vs flash (``search.json``, a table and
 ``search_pareto.png``) and the chosen model, a normal run folder ``out/chosen`` that
@@ -27,7 +27,16 @@ import numpy as np
 
 from . import _io, report
 from ._search_result import pareto_front, summarize
-from ._search_trial import WIDTHS, SearchSpec, _storage, optuna_worker, widest_layer
+from ._search_trial import (
+    INPUT_USE,
+    WIDTHS,
+    SearchSpec,
+    _storage,
+    flash_estimate,
+    optuna_worker,
+    used_inputs,
+    widest_layer,
+)
 from .data import Dataset, load_dataset
 from .errors import DenselabError
 
@@ -36,6 +45,8 @@ __all__ = ["search", "validation_view", "pareto_front"]
 STUDY_NAME = "denselab-search"
 VALIDATION_FRACTION = 0.2  # of the training split, held out to score trials
 EPOCHS_MAX = 30
+LESSON_WIDTH = 20  # the lesson's hidden layer: the starting width when there is no budget
+STARTING_INPUT_USE = (0.0, 0.05, 0.1, 0.2)  # one starting trial per level of input pruning
 _SETTINGS = ("dataset", "target_accuracy", "max_flash", "max_ram", "epochs_max", "seed")
 
 
@@ -73,7 +84,8 @@ def search(
         raise DenselabError(f"search needs a classification dataset; {data.name} is regression")
     view = validation_view(data, VALIDATION_FRACTION, seed)
     folder = _io.ensure_dir(out).resolve()
-    n_inputs = int(np.prod(data.input_shape))
+    # the fewest inputs a trial may read: the widest first layer the flash leaves room for
+    n_inputs = int(used_inputs(view.x_train, max(INPUT_USE)).sum()) or 1
     max_width = widest_layer(n_inputs, max_flash)
     if max_width < WIDTHS[0]:
         raise DenselabError(
@@ -91,7 +103,7 @@ def search(
         max_width,
     )
     storage_url = f"sqlite:///{folder / 'study.db'}"
-    study = _open_study(storage_url, spec)
+    study = _open_study(storage_url, spec, starting_points(spec, view))
     done = _n_finished(study)
     remaining = max(0, trials - done)
     budgets = ", ".join(
@@ -159,8 +171,42 @@ def validation_view(data: Dataset, fraction: float, seed: int) -> Dataset:
 # --- the study -----------------------------------------------------------------------------
 
 
-def _open_study(storage_url: str, spec: SearchSpec):
-    """Create ``study.db``, or reopen it when its settings are these; end stale trials."""
+def starting_points(spec: SearchSpec, view: Dataset) -> list[dict]:
+    """The first trials: the lesson's recipe (one relu layer, Adam 2e-3, batch 32) at each
+    level of input pruning, as wide as the flash budget allows (else the lesson's 20).
+
+    A known-good start that TPE then shrinks from, instead of 10 random guesses alone.
+    """
+    from .train import DEFAULT_BATCH_SIZE, DEFAULT_LEARNING_RATE
+
+    points = []
+    for input_use in STARTING_INPUT_USE:
+        n_used = int(used_inputs(view.x_train, input_use).sum())
+        width = LESSON_WIDTH
+        if spec.max_flash is not None:
+            fits = (
+                w
+                for w in range(spec.max_width, WIDTHS[0] - 1, -1)
+                if flash_estimate(n_used, [w, view.n_classes])[1] <= spec.max_flash
+            )
+            width = next(fits, WIDTHS[0])
+        points.append(
+            {
+                "n_hidden": 1,
+                "units_1": min(width, spec.max_width),
+                "activation_1": "relu",
+                "input_use": input_use,
+                "learning_rate": DEFAULT_LEARNING_RATE,
+                "batch_size": DEFAULT_BATCH_SIZE,
+                "epochs": spec.epochs_max,
+            }
+        )
+    return points
+
+
+def _open_study(storage_url: str, spec: SearchSpec, first_trials: list[dict] = ()):
+    """Create ``study.db`` (with ``first_trials`` queued), or reopen it when its settings are
+    these; end stale trials."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -172,6 +218,8 @@ def _open_study(storage_url: str, spec: SearchSpec):
     saved = study.user_attrs.get("settings")
     if saved is None:
         study.set_user_attr("settings", settings)
+        for params in first_trials:
+            study.enqueue_trial(params, skip_if_exists=True)
     elif saved != settings:
         changed = ", ".join(
             f"{k} {saved[k]} -> {settings[k]}"
@@ -187,10 +235,11 @@ def _open_study(storage_url: str, spec: SearchSpec):
 
 
 def _fail_unfinished(study, storage) -> None:
-    """Trials left RUNNING by a killed worker are FAIL, so the rerun samples them again."""
+    """Trials left RUNNING by a killed worker are FAIL, so the rerun samples them again.
+    (Queued WAITING trials stay queued: the rerun runs them.)"""
     from optuna.trial import TrialState
 
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
 
 
