@@ -250,7 +250,7 @@ def _plot(rows, front, chosen, spec: SearchSpec, out: Path) -> Path:
         )
         for r in front:
             ax.annotate(
-                r["layers"],
+                _label(r),
                 (r["flash_bytes"], r["int8_val_accuracy"]),
                 fontsize=7,
                 xytext=(4, -10),
@@ -265,7 +265,7 @@ def _plot(rows, front, chosen, spec: SearchSpec, out: Path) -> Path:
             color="#ffbf00",
             edgecolor="black",
             zorder=5,
-            label=f"chosen {chosen['layers']}",
+            label=f"chosen {_label(chosen)}",
         )
     ax.axhline(
         spec.target_accuracy,
@@ -283,6 +283,13 @@ def _plot(rows, front, chosen, spec: SearchSpec, out: Path) -> Path:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return _io.write_with(out, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
+
+
+def _label(row: dict) -> str:
+    """``784-20-10``, and how many inputs it reads when that is fewer than all."""
+    n_inputs = int(row["layers"].split("-")[0])
+    used = row.get("inputs_used")
+    return row["layers"] if used in (None, n_inputs) else f"{row['layers']} ({used} read)"
 
 
 def _show(result: dict) -> None:

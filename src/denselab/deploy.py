@@ -175,7 +175,7 @@ def _show(result: dict, folder: Path) -> None:
         "params": "parameters",
         "macs": "MACs per inference",
         "flash_bytes": f"flash, C engine ({result['size_toolchain']})",
-        "ram_bytes": "RAM, C engine (activation buffers)",
+        "ram_bytes": "RAM, C engine (static: activation buffers, dense scratch)",
         "tflm_arena_bytes": "TFLite Micro arena (64-bit host)",
         "tflite_int8_bytes": ".tflite int8 file",
         "keras_accuracy": "accuracy, Keras float",
