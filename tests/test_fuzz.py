@@ -500,6 +500,8 @@ def dense_models(draw) -> dict:
         "spread": draw(st.floats(-2, 0.5)),
         "input_range": draw(st.sampled_from([(0.0, 1.0), (-1.0, 1.0), (-5.0, 3.0)])),
         "per_channel": draw(st.booleans()),
+        # the fraction of each layer's inputs given weight 0 in every neuron (skipped by C)
+        "unused": draw(st.sampled_from([0.0, 0.0, 0.3, 0.9, 1.0])),
     }
 
 
@@ -522,6 +524,8 @@ def check_c_matches_tflm(spec: dict, n_samples: int = 256) -> None:
         )
         for i, activation in enumerate(activations)
     ]
+    for layer in layers:
+        layer.kernel[rng.random(layer.kernel.shape[0]) < spec.get("unused", 0.0)] = 0.0
     network = DenseNetwork((spec["n_inputs"],), layers)
     low, high = spec["input_range"]
     representative = rng.uniform(low, high, (100, spec["n_inputs"])).astype(np.float32)
