@@ -230,3 +230,27 @@ def test_mnist_5k_search_finds_half_the_lesson_flash_within_a_point(lesson_run, 
     chosen = result["chosen"]
     assert chosen["flash_bytes"] <= budget
     assert chosen["int8_test_accuracy"] >= lesson["c_int8_accuracy"] - 0.01
+
+
+def test_a_refit_that_diverges_keeps_the_trials_own_model(resumed, tmp_path, monkeypatch):
+    import shutil
+
+    from denselab import _search_result, _search_trial
+    from denselab.data import load_dataset
+    from denselab.search import VALIDATION_FRACTION, validation_view
+
+    out = tmp_path / "search"
+    shutil.copytree(resumed["out"], out)
+    chosen = dict(resumed["result"]["chosen"])
+    chosen["run"] = str(out / "trials" / Path(chosen["trial_run"]).name)
+    data = load_dataset(DIGITS["dataset"])
+    view = validation_view(data, VALIDATION_FRACTION, 0)
+    spec = _search_trial.SearchSpec("digits", 0.85, None, None, 4, 0, str(out / "trials"))
+    monkeypatch.setattr(_search_trial, "train_candidate", lambda *args, **kwargs: None)
+    kept = _search_result._keep_chosen(chosen, spec, data, view, out)
+    assert kept["chosen_model"] == "the search trial's model, not retrained"
+    assert kept["flash_bytes"] == chosen["trial_flash_bytes"]
+    trial = json.loads((Path(chosen["run"]) / "history.json").read_text())
+    assert json.loads((out / "chosen" / "history.json").read_text()) == trial
+    metrics = json.loads((out / "chosen" / "metrics.json").read_text())
+    assert metrics["search_trial"] == chosen["trial"]

@@ -17,13 +17,20 @@ import threading
 # workers) hide them, only from the thread importing Keras and only while it does; a
 # notebook keeps Keras whole.
 KERAS_EXTRAS = ("sklearn", "pandas", "matplotlib")
-_lean = False
+_hidden = None  # the _Hidden finder, once lean_keras() installed it
 
 
 def lean_keras() -> None:
-    """In this process, import Keras without its scikit-learn, pandas and matplotlib extras."""
-    global _lean
-    _lean = True
+    """In this process, import Keras without its scikit-learn, pandas and matplotlib extras.
+
+    Call it before starting threads: it adds a finder to ``sys.meta_path`` once, for good
+    (adding or removing one while another thread imports could make that import miss a
+    finder).
+    """
+    global _hidden
+    if _hidden is None:
+        _hidden = _Hidden(KERAS_EXTRAS)
+        sys.meta_path.insert(0, _hidden)
 
 
 def keras():
@@ -32,8 +39,8 @@ def keras():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     _jax_compilation_cache()
-    if _lean and "keras" not in sys.modules:
-        with _Hidden(KERAS_EXTRAS):
+    if _hidden is not None and "keras" not in sys.modules:
+        with _hidden.active():
             import keras as _keras
     else:
         import keras as _keras
@@ -49,14 +56,18 @@ def keras_while(work, *args, **kwargs):
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(1, thread_name_prefix="denselab") as pool:
+    pool = ThreadPoolExecutor(1, thread_name_prefix="denselab")
+    try:
         future = pool.submit(work, *args, **kwargs)
         keras()
         return future.result()
+    finally:  # on Ctrl-C during the import, do not wait for the work to finish
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 class _Hidden(importlib.abc.MetaPathFinder):
-    """While active, ``import name`` (and its submodules) raises ImportError, in this thread.
+    """While a thread is inside ``active()``, ``import name`` (or a submodule) raises
+    ImportError in that thread.
 
     Keras catches that ImportError and leaves the integration out. Other threads, and this
     one afterwards, import the names as usual; modules already imported are not affected.
@@ -64,19 +75,20 @@ class _Hidden(importlib.abc.MetaPathFinder):
 
     def __init__(self, names):
         self.names = frozenset(names)
-        self.thread = threading.get_ident()
+        self.threads: set[int] = set()
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname.partition(".")[0] in self.names and threading.get_ident() == self.thread:
+        if fullname.partition(".")[0] in self.names and threading.get_ident() in self.threads:
             raise ModuleNotFoundError(f"{fullname} is left out while Keras imports", name=fullname)
         return None
 
-    def __enter__(self):
-        sys.meta_path.insert(0, self)
-        return self
-
-    def __exit__(self, *exc_info):
-        sys.meta_path.remove(self)
+    @contextlib.contextmanager
+    def active(self):
+        self.threads.add(threading.get_ident())
+        try:
+            yield
+        finally:
+            self.threads.discard(threading.get_ident())
 
 
 def _jax_compilation_cache() -> None:

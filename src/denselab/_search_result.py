@@ -16,7 +16,6 @@ import numpy as np
 from . import _io, report
 from ._search_trial import SearchSpec
 from .data import Dataset
-from .errors import DenselabError
 
 CONFIRM_FOLDS = 5  # cross-validation folds that confirm a chosen network's accuracy
 CONFIRM_MAX = 3  # networks that met the target which are cross-validated, smallest first
@@ -109,7 +108,8 @@ def _choose(
     the smallest trial that met the target may have been lucky. Those that met it are
     cross-validated, smallest first, on the whole training split (CONFIRM_FOLDS folds, the
     test split untouched); the first whose mean int8 accuracy still meets the target is
-    chosen. If none does (or none met the target at all), the most accurate is chosen.
+    chosen. If none of the CONFIRM_MAX checked does, the one with the best cross-validated
+    accuracy is chosen; if no trial met the target at all, the most accurate trial.
     """
     meeting = sorted(
         (row for row in feasible if row["int8_val_accuracy"] >= spec.target_accuracy),
@@ -150,7 +150,8 @@ def _cross_validate(row: dict, spec: SearchSpec, data: Dataset, view: Dataset) -
     from ._search_trial import _measure, _ship, train_candidate, used_inputs
 
     used = used_inputs(view.x_train, float(row["params"].get("input_use", 0.0)))
-    order = np.random.default_rng(spec.seed).permutation(len(data.x_train))
+    # another stream than validation_view's, so that no fold is the part that picked it
+    order = np.random.default_rng([spec.seed, 1]).permutation(len(data.x_train))
     correct = 0
     for fold in np.array_split(order, CONFIRM_FOLDS):
         fit = np.setdiff1d(order, fold)
@@ -174,45 +175,73 @@ def _cross_validate(row: dict, spec: SearchSpec, data: Dataset, view: Dataset) -
 
 def _keep_chosen(chosen: dict, spec: SearchSpec, data: Dataset, view: Dataset, folder: Path):
     """Retrain the chosen recipe on the whole training split (as scikit-learn's ``refit``),
-    save it as ``out/chosen`` (a normal run folder) and measure it on the test split."""
+    save it as ``out/chosen`` (a normal run folder) and measure it on the test split.
+
+    If the retrained network diverges or no longer fits the budgets (an input whose weights
+    all rounded to 0 in the trial may not in the refit), the trial's own model is kept.
+    """
     from ._search_trial import _measure, _save, _ship, train_candidate, used_inputs
-    from .compile import generate_c
-    from .deploy import quantize_inputs
-    from .verify import c_engine_invoke
 
     used = used_inputs(view.x_train, float(chosen["params"].get("input_use", 0.0)))
     with report.progress("retraining the chosen on the whole training split", 1) as bar:
         trained = train_candidate(chosen["params"], data, used, spec)
         bar.advance(1)
-    if trained is None:
-        raise DenselabError(f"trial {chosen['trial']}'s recipe diverged on the whole split")
-    model, config, history = trained
-    int8_tflite, engine = _ship(model, data)
-    measured = _measure(int8_tflite, engine, data)  # its "validation" part is the test split
-    outputs = c_engine_invoke(generate_c(int8_tflite), quantize_inputs(int8_tflite, data.x_test))
-    keras_outputs = model.predict(data.x_test, verbose=0, batch_size=1024)
+    if trained is not None:
+        model, config, history = trained
+        int8_tflite, engine = _ship(model, data)
+        measured = _measure(int8_tflite, engine, data)  # its "validation" part: the test split
+        if not spec.over_budget(measured["flash_bytes"], measured["ram_bytes"]):
+            staging = _staging(folder)
+            measurements = {**measured, "int8_val_accuracy": chosen["int8_val_accuracy"]}
+            _save(staging, model, config, history, data, measurements, int8_tflite)
+            note = (
+                f"retrained on the whole training split ({len(data.x_train):,}) after the "
+                f"search; val_* metrics are on the test split ({len(data.x_test):,})"
+            )
+            return _install(chosen, staging, data, folder, note)
+    report.warn(
+        f"trial {chosen['trial']}'s recipe "
+        + ("diverged" if trained is None else "went over the budget")
+        + " when retrained on the whole training split; keeping the trial's own model"
+    )
+    staging = _staging(folder)
+    shutil.copytree(chosen["run"], staging)
+    return _install(chosen, staging, data, folder, "the search trial's model, not retrained")
+
+
+def _staging(folder: Path) -> Path:
+    staging = folder / ".chosen-partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    return staging
+
+
+def _install(chosen: dict, staging: Path, data: Dataset, folder: Path, note: str) -> dict:
+    """Measure the run folder ``staging`` on the test split, then make it ``out/chosen``."""
+    from .compile import generate_c
+    from .deploy import quantize_inputs
+    from .model import load_model
+    from .verify import c_engine_invoke, c_engine_size
+
+    int8_tflite = (staging / "model_int8.tflite").read_bytes()
+    engine = generate_c(int8_tflite)
+    outputs = c_engine_invoke(engine, quantize_inputs(int8_tflite, data.x_test))
+    keras_outputs = load_model(staging).predict(data.x_test, verbose=0, batch_size=1024)
+    size = c_engine_size(engine)
     tested = {
         "int8_test_accuracy": float(np.mean(outputs.argmax(axis=1) == data.y_test)),
         "keras_test_accuracy": float(np.mean(keras_outputs.argmax(axis=1) == data.y_test)),
         "test_samples": len(data.x_test),
-        "flash_bytes": measured["flash_bytes"],
-        "ram_bytes": measured["ram_bytes"],
+        "flash_bytes": size["flash_bytes"],
+        "ram_bytes": size["ram_bytes"],
         "trial_flash_bytes": chosen["flash_bytes"],
+        "chosen_model": note,
     }
-    target = folder / "chosen"
-    staging = folder / ".chosen-partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    measurements = {**measured, "int8_val_accuracy": chosen["int8_val_accuracy"]}
-    _save(staging, model, config, history, data, measurements, int8_tflite)
     metrics = json.loads((staging / "metrics.json").read_text())
-    metrics.update(
-        tested,
-        search_trial=chosen["trial"],
-        validation=f"the test split ({len(data.x_test):,} samples); retrained on the whole "
-        f"training split ({len(data.x_train):,}) after the search",
-    )
+    metrics.update(tested, search_trial=chosen["trial"])
+    if note.startswith("retrained"):  # Keras's validation data was the test split
+        metrics["validation"] = f"the test split ({len(data.x_test):,} samples)"
     _io.write_json(staging / "metrics.json", metrics)
-    retired = folder / ".chosen-old"
+    target, retired = folder / "chosen", folder / ".chosen-old"
     shutil.rmtree(retired, ignore_errors=True)
     if target.exists():  # set the old one aside first: an interrupt never leaves no `chosen`
         target.rename(retired)

@@ -69,9 +69,9 @@ def generate_c(quantized: QuantizedNetwork | bytes, name: str = "model") -> dict
             f" *   {c_name:<11} {_describe(layer)}"
             for layer, c_name in zip(quantized.layers, names, strict=True)
         ),
-        "buffer_bytes": f"{buffer_sizes[0]} + {buffer_sizes[1]} int8 for activations"
+        "buffer_bytes": f"{buffer_sizes[0]} + {buffer_sizes[1]} bytes of activations"
         + (
-            f", {DENSE_CHUNK} int16 + {max(dense_widths)} int32 of dense scratch"
+            f", {2 * DENSE_CHUNK} + {4 * max(dense_widths)} bytes of dense scratch"
             if dense_widths
             else ""
         ),

@@ -216,10 +216,10 @@ def _open_study(storage_url: str, spec: SearchSpec, first_trials: list[dict] = (
     )
     settings = {name: getattr(spec, name) for name in _SETTINGS}
     saved = study.user_attrs.get("settings")
-    if saved is None:
-        study.set_user_attr("settings", settings)
+    if saved is None:  # queue first: settings saved means the queue is complete
         for params in first_trials:
             study.enqueue_trial(params, skip_if_exists=True)
+        study.set_user_attr("settings", settings)
     elif saved != settings:
         changed = ", ".join(
             f"{k} {saved[k]} -> {settings[k]}"
@@ -293,6 +293,8 @@ def _run_locally(study, storage_url, spec, view, remaining, workers, bar) -> Non
             finished = _n_finished(study)
             bar.advance(finished - done, status=_best_status(study))
             done = finished
+        if _interrupted.is_set():  # the workers stopped on the same Ctrl-C: so do we
+            raise KeyboardInterrupt
     except KeyboardInterrupt:
         _stop(processes)
         raise

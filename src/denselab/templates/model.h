@@ -13,7 +13,7 @@
 ${layer_lines}
  *
  * Weights and requantization tables are const (flash); activations live in static buffers
- * (${buffer_bytes} bytes), so ${name}_invoke is not re-entrant. No malloc, no
+ * (${buffer_bytes}), so ${name}_invoke is not re-entrant. No malloc, no
  * float: the int8 arithmetic is TensorFlow Lite Micro's reference kernels (gemmlowp double
  * rounding), bit for bit, so the output bytes equal the TFLM interpreter's on the same .tflite.
  */
