@@ -180,66 +180,68 @@ def _keep_chosen(chosen: dict, spec: SearchSpec, data: Dataset, view: Dataset, f
     If the retrained network diverges or no longer fits the budgets (an input whose weights
     all rounded to 0 in the trial may not in the refit), the trial's own model is kept.
     """
-    from ._search_trial import _measure, _save, _ship, train_candidate, used_inputs
+    from ._search_trial import _save, _ship, train_candidate, used_inputs
+    from .model import load_model
 
     used = used_inputs(view.x_train, float(chosen["params"].get("input_use", 0.0)))
     with report.progress("retraining the chosen on the whole training split", 1) as bar:
         trained = train_candidate(chosen["params"], data, used, spec)
         bar.advance(1)
+    staging = folder / ".chosen-partial"
+    shutil.rmtree(staging, ignore_errors=True)
     if trained is not None:
         model, config, history = trained
         int8_tflite, engine = _ship(model, data)
-        measured = _measure(int8_tflite, engine, data)  # its "validation" part: the test split
-        if not spec.over_budget(measured["flash_bytes"], measured["ram_bytes"]):
-            staging = _staging(folder)
-            measurements = {**measured, "int8_val_accuracy": chosen["int8_val_accuracy"]}
+        tested = _test(chosen, model, int8_tflite, engine, data)
+        if not spec.over_budget(tested["flash_bytes"], tested["ram_bytes"]):
+            measurements = {**tested, "int8_val_accuracy": chosen["int8_val_accuracy"]}
             _save(staging, model, config, history, data, measurements, int8_tflite)
             note = (
                 f"retrained on the whole training split ({len(data.x_train):,}) after the "
                 f"search; val_* metrics are on the test split ({len(data.x_test):,})"
             )
-            return _install(chosen, staging, data, folder, note)
+            test_split = f"the test split ({len(data.x_test):,} samples)"
+            return _install(chosen, staging, folder, tested, note, validation=test_split)
     report.warn(
         f"trial {chosen['trial']}'s recipe "
         + ("diverged" if trained is None else "went over the budget")
         + " when retrained on the whole training split; keeping the trial's own model"
     )
-    staging = _staging(folder)
-    shutil.copytree(chosen["run"], staging)
-    return _install(chosen, staging, data, folder, "the search trial's model, not retrained")
-
-
-def _staging(folder: Path) -> Path:
-    staging = folder / ".chosen-partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    return staging
-
-
-def _install(chosen: dict, staging: Path, data: Dataset, folder: Path, note: str) -> dict:
-    """Measure the run folder ``staging`` on the test split, then make it ``out/chosen``."""
     from .compile import generate_c
+
+    shutil.copytree(chosen["run"], staging)
+    int8_tflite = (staging / "model_int8.tflite").read_bytes()
+    tested = _test(chosen, load_model(staging), int8_tflite, generate_c(int8_tflite), data)
+    return _install(chosen, staging, folder, tested, "the search trial's model, not retrained")
+
+
+def _test(chosen: dict, model, int8_tflite: bytes, engine: dict, data: Dataset) -> dict:
+    """The C engine's int8 and Keras's float accuracy on the test split; flash and RAM."""
     from .deploy import quantize_inputs
-    from .model import load_model
     from .verify import c_engine_invoke, c_engine_size
 
-    int8_tflite = (staging / "model_int8.tflite").read_bytes()
-    engine = generate_c(int8_tflite)
     outputs = c_engine_invoke(engine, quantize_inputs(int8_tflite, data.x_test))
-    keras_outputs = load_model(staging).predict(data.x_test, verbose=0, batch_size=1024)
+    keras_outputs = model.predict(data.x_test, verbose=0, batch_size=1024)
     size = c_engine_size(engine)
-    tested = {
+    return {
         "int8_test_accuracy": float(np.mean(outputs.argmax(axis=1) == data.y_test)),
         "keras_test_accuracy": float(np.mean(keras_outputs.argmax(axis=1) == data.y_test)),
         "test_samples": len(data.x_test),
         "flash_bytes": size["flash_bytes"],
         "ram_bytes": size["ram_bytes"],
         "trial_flash_bytes": chosen["flash_bytes"],
-        "chosen_model": note,
     }
+
+
+def _install(
+    chosen: dict, staging: Path, folder: Path, tested: dict, note: str, validation: str = ""
+) -> dict:
+    """Add ``tested`` to the run folder ``staging``'s metrics, then make it ``out/chosen``."""
+    tested = {**tested, "chosen_model": note}
     metrics = json.loads((staging / "metrics.json").read_text())
     metrics.update(tested, search_trial=chosen["trial"])
-    if note.startswith("retrained"):  # Keras's validation data was the test split
-        metrics["validation"] = f"the test split ({len(data.x_test):,} samples)"
+    if validation:  # what Keras's validation data was, when it was not the trial's
+        metrics["validation"] = validation
     _io.write_json(staging / "metrics.json", metrics)
     target, retired = folder / "chosen", folder / ".chosen-old"
     shutil.rmtree(retired, ignore_errors=True)
