@@ -197,9 +197,10 @@ int main(int argc, char **argv) {
 def inference(run_folder: Path, dataset: str, work: Path, quick: bool) -> list[dict]:
     os.environ.setdefault("KERAS_BACKEND", "jax")
     from denselab.data import load_dataset
-    from denselab.deploy import deploy, quantize_inputs
+    from denselab.deploy import deploy
+    from denselab.int8.tflite import read_int8_tflite
+    from denselab.int8.tflm import tflm_invoke
     from denselab.model import load_model
-    from denselab.verify import tflm_invoke
 
     data = load_dataset(dataset)
     fw = work / "fw"
@@ -209,7 +210,7 @@ def inference(run_folder: Path, dataset: str, work: Path, quick: bool) -> list[d
     deploy(run_folder, data=data, out=fw)
     int8_tflite = (fw / "model_int8.tflite").read_bytes()
     x = data.x_test[: 2000 if quick else len(data.x_test)]
-    x_int8 = quantize_inputs(int8_tflite, x)
+    x_int8 = read_int8_tflite(int8_tflite).quantize_input(x)
     single = x[:1]
 
     model = load_model(run_folder)
@@ -308,7 +309,7 @@ def _c_engine_time(
 ) -> tuple[float, float, int | None]:
     folder = work / "bench_c"
     folder.mkdir()
-    for name in ("model.h", "model.c"):
+    for name in ("model.h", "model.c", "denselab_kernels.h", "denselab_kernels.c"):
         shutil.copy(fw / name, folder / name)
     (folder / "bench.c").write_text(_BENCH_C)
     n = min(len(x_int8), 20000)
@@ -316,7 +317,9 @@ def _c_engine_time(
     medians = []
     for flags in (["-O3"], ["-O3", "-march=native"]):
         subprocess.run(
-            ["gcc", "-std=c99", *flags, "-o", "bench", "bench.c", "model.c"], cwd=folder, check=True
+            ["gcc", "-std=c99", *flags, "-o", "bench", "bench.c", "model.c", "denselab_kernels.c"],
+            cwd=folder,
+            check=True,
         )
         times = []
         for _ in range(5):
@@ -330,7 +333,9 @@ def _c_engine_time(
             times.append(float(out.stdout.split()[0]) * 1e-9)
         medians.append(statistics.median(times))
     subprocess.run(
-        ["gcc", "-std=c99", "-O3", "-o", "bench", "bench.c", "model.c"], cwd=folder, check=True
+        ["gcc", "-std=c99", "-O3", "-o", "bench", "bench.c", "model.c", "denselab_kernels.c"],
+        cwd=folder,
+        check=True,
     )
     instructions = None
     if count and shutil.which("valgrind"):

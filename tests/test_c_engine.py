@@ -20,19 +20,19 @@ if shutil.which("gcc") is None:
     pytest.skip("gcc is needed to build the generated C", allow_module_level=True)
 
 from denselab._backend import keras as _keras  # noqa: E402
-from denselab.compile import DENSE_CHUNK, generate_c, samples_header, tflite_c_array  # noqa: E402
-from denselab.errors import DenselabError  # noqa: E402
-from denselab.model import build_model, dense_network  # noqa: E402
-from denselab.quantize import operator_names, to_tflite  # noqa: E402
-from denselab.quantized import quantize_multiplier, read_int8_tflite  # noqa: E402
-from denselab.verify import (  # noqa: E402
+from denselab.engine import generate_c, samples_header, tflite_c_array  # noqa: E402
+from denselab.engine.host import (  # noqa: E402
     C_FLAGS,
     CORTEX_M4_FLAGS,
     c_engine_invoke,
     c_engine_size,
-    tflm_arena_bytes,
-    tflm_invoke,
 )
+from denselab.errors import DenselabError  # noqa: E402
+from denselab.int8.convert import operator_names, to_tflite  # noqa: E402
+from denselab.int8.tflite import read_int8_tflite  # noqa: E402
+from denselab.int8.tflm import tflm_arena_bytes, tflm_invoke  # noqa: E402
+from denselab.int8.tflm_math import quantize_multiplier  # noqa: E402
+from denselab.model import build_model, dense_network  # noqa: E402
 
 keras = _keras()
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "classify_digits"
@@ -206,13 +206,14 @@ def test_generated_c_compiles_cleanly_with_gcc_and_for_cortex_m4(random_models, 
         for name, text in case["sources"].items():
             (tmp_path / name).write_text(text)
         for compiler in compilers:
-            result = subprocess.run(
-                [*compiler, "-c", "model.c", "-o", "model.o"],
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-            )
-            assert result.returncode == 0 and result.stderr == "", result.stderr
+            for unit in ("model.c", "denselab_kernels.c"):
+                result = subprocess.run(
+                    [*compiler, "-c", unit, "-o", unit[:-2] + ".o"],
+                    cwd=tmp_path,
+                    capture_output=True,
+                    text=True,
+                )
+                assert result.returncode == 0 and result.stderr == "", result.stderr
 
 
 def test_float_tflite_agrees_with_the_keras_model(random_models):
@@ -275,8 +276,8 @@ def test_784_20_10_model_fits_a_small_microcontroller():
     size = c_engine_size(generate_c(int8_tflite, "mnist"), "mnist")
     weights = 784 * 20 + 20 * 10
     assert weights < size["flash_bytes"] < weights + 8 * 1024
-    # the two ping-pong buffers and dense_int8's scratch (int16 chunk, int32 sums), nothing else
-    assert size["ram_bytes"] <= 20 + 10 + 2 * DENSE_CHUNK + 4 * 20 + 16
+    # the two ping-pong buffers and the kernel's int32 sums, nothing else
+    assert size["ram_bytes"] <= 20 + 10 + 4 * 20 + 16
     assert tflm_arena_bytes(int8_tflite) > size["ram_bytes"]
 
 

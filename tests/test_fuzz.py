@@ -77,7 +77,7 @@ def make_seeds(folder: Path, with_tflite: bool = True) -> Seeds:
     Image.fromarray(digit).save(jpeg, format="JPEG")
     int8_tflite = None
     if with_tflite and _have("tensorflow") and _have("tflite_micro"):
-        from denselab.quantize import to_tflite
+        from denselab.int8.convert import to_tflite
 
         _, int8_tflite = to_tflite(dense_network(model), rng.uniform(0, 1, (50, 4)))
     return Seeds(
@@ -336,7 +336,7 @@ def check_model(seeds: Seeds, case: tuple[str, bytes]) -> None:
 
 
 def check_tflite(seeds: Seeds, data: bytes) -> None:
-    from denselab.quantized import read_int8_tflite
+    from denselab.int8.tflite import read_int8_tflite
 
     try:
         network = read_int8_tflite(data)
@@ -506,10 +506,10 @@ def dense_models(draw) -> dict:
 
 
 def check_c_matches_tflm(spec: dict, n_samples: int = 256) -> None:
-    from denselab.compile import generate_c
+    from denselab.engine import c_engine_invoke, generate_c
+    from denselab.int8.convert import to_tflite
+    from denselab.int8.tflm import tflm_invoke
     from denselab.model import DenseLayer, DenseNetwork
-    from denselab.quantize import to_tflite
-    from denselab.verify import c_engine_invoke, tflm_invoke
 
     rng = np.random.default_rng(spec["seed"])
     sizes = [spec["n_inputs"], *spec["widths"]]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 DESCRIPTION = """\
 From one neuron to a microcontroller: the TinyML course's dense networks on Keras 3.
@@ -150,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    from . import _backend, report
+    from . import _backend, report, views
     from .errors import DenselabError
 
     _backend.lean_keras()  # this process is denselab's own: ~2 s less to import Keras
@@ -167,17 +166,17 @@ def main(argv: list[str] | None = None) -> int:
         where = f" ({error.filename})" if error.filename else ""
         print(f"denselab {args.command}: {error.strerror or error}{where}", file=sys.stderr)
         return 2
-    status = 0
-    if isinstance(result, tuple):
-        result, status = result
+    status = 130 if isinstance(result, dict) and result.get("interrupted") else 0
     if args.json:
         from ._io import _jsonable
 
         print(json.dumps(result, default=_jsonable))
+    elif hasattr(views, args.command):
+        getattr(views, args.command)(result)
     return status
 
 
-# --- commands: each parses nothing more and calls the library ------------------------------
+# --- commands: each calls one library function; views.py shows the result -----------------
 
 
 def _tour(args) -> dict:
@@ -187,206 +186,70 @@ def _tour(args) -> dict:
 
 
 def _neuron(args) -> dict:
-    from .errors import DenselabError
     from .lessons import neuron_lesson
 
-    if args.hidden < 0 or args.epochs < 1:
-        raise DenselabError("--hidden must be 0 or more and --epochs at least 1")
     return neuron_lesson(hidden=args.hidden, epochs=args.epochs, x=args.x, seed=args.seed)
 
 
 def _train(args) -> dict:
-    from . import report
-    from ._backend import keras_while
-    from .data import load_dataset
-    from .errors import DenselabError
-    from .train import TrainConfig, default_layers, resume, train
+    from .train import train_command
 
-    if args.resume:
-        run = resume(args.resume)
-    else:
-        if not args.dataset:
-            raise DenselabError("name a dataset (see `denselab datasets`) or use --resume RUN")
-        data = keras_while(load_dataset, args.dataset, target=args.target, task=args.task)
-        units, activations = default_layers(data)
-        if args.layers:
-            units = _int_list(args.layers, "--layers")
-            activations = ["relu"] * (len(units) - 1) + [activations[-1]]
-        if args.activations:
-            activations = [a.strip() for a in args.activations.split(",")]
-        config = TrainConfig(
-            dataset=args.dataset,
-            units=units,
-            activations=activations,
-            epochs=args.epochs,
-            optimizer=args.optimizer,
-            seed=args.seed,
-            target=args.target,
-            task=args.task,
-        )
-        for flag in ("batch_size", "learning_rate", "schedule"):
-            if getattr(args, flag) is not None:
-                setattr(config, flag, getattr(args, flag))
-        run = train(config, out=args.out, data=data)
-    metrics = dict(run.metrics)
-    report.table("Result", ["metric", "value"], [(k, _fmt(v)) for k, v in metrics.items()])
-    report.say(f"saved to {run.path}")
-    result = {**metrics, "model_path": str(run.path / "model.keras"), "run": str(run.path)}
-    if metrics.get("interrupted"):
-        return result, 130
-    if not args.no_plots:
-        _pictures(run.path, None, None)
-    return result
+    return train_command(
+        args.dataset,
+        resume_run=args.resume,
+        out=args.out,
+        plots=not args.no_plots,
+        layers=_int_list(args.layers, "--layers") if args.layers else None,
+        activations=[a.strip() for a in args.activations.split(",")] if args.activations else None,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        schedule=args.schedule,
+        optimizer=args.optimizer,
+        seed=args.seed,
+        target=args.target,
+        task=args.task,
+    )
 
 
 def _inspect(args) -> dict:
-    from . import report
-    from .explain import layer_table, neuron_weights
-    from .model import dense_network, load_model
+    from .explain import inspect_model
 
-    network = dense_network(load_model(args.model))
-    rows = layer_table(network)
-    report.table(
-        f"{args.model}: {network!r}, {network.n_params:,} parameters",
-        ["layer", "kernel shape", "bias shape", "params", "activation"],
-        [
-            (
-                r["layer"],
-                tuple(r["kernel_shape"]),
-                tuple(r["bias_shape"]),
-                f"{r['params']:,}",
-                r["activation"],
-            )
-            for r in rows
-        ],
-    )
-    result = {
-        "model": str(args.model),
-        "input_shape": list(network.input_shape),
-        "layers": rows,
-        "params": network.n_params,
-    }
-    if args.layer is not None or args.neuron is not None:
-        neuron = neuron_weights(network, args.layer or 1, args.neuron or 0)
-        weights = neuron["weights"]
-        report.say(
-            f"layer {neuron['layer']}, neuron {neuron['neuron']}: {neuron['n_weights']} weights "
-            f"(kernel column {neuron['neuron']}: row i is input i) and bias {neuron['bias']:+.6f}"
-        )
-        import numpy as np
-
-        shown = np.array(weights)
-        with np.printoptions(precision=4, suppress=True, linewidth=100, threshold=100):
-            report.code(str(shown))
-        report.say(
-            f"min {shown.min():+.4f}, max {shown.max():+.4f}, mean {shown.mean():+.4f}; "
-            f"y = w1*x1 + ... + w{len(shown)}*x{len(shown)} + ({neuron['bias']:+.6f})"
-        )
-        result["neuron"] = neuron
-    return result
+    return inspect_model(args.model, layer=args.layer, neuron=args.neuron)
 
 
 def _explain(args) -> dict:
-    from . import report
-    from .explain import explain
-    from .model import dense_network, load_model
+    from .explain import explain_sample
 
-    model = load_model(args.model)
-    network = dense_network(model)
-    x, label, source = _one_input(args, network)
-    result = explain(network, model, x)
-    report.heading(f"{source}: the forward pass by hand, from get_weights()")
-    for number, neurons in enumerate(result.layers, start=1):
-        layer = network.layers[number - 1]
-        report.say(
-            f"[bold]layer {number} ({layer.name})[/]: {layer.n_inputs} inputs -> "
-            f"{layer.n_neurons} neurons, {layer.activation}; each = sum(input * weight) + bias"
-        )
-        names = _input_names(network, number)
-        report.code("\n".join(f"n{n.neuron}: {n.formula(names)}" for n in neurons))
-        if layer.activation == "softmax":
-            report.say("softmax turns the sums into probabilities: p_j = exp(z_j) / sum_k exp(z_k)")
-    report.say(f"by hand:       {_vector(result.prediction)}")
-    report.say(f"model.predict: {_vector(result.keras_prediction)}")
-    report.say(f"largest difference: {result.max_abs_diff:.2e}")
-    out = {
-        "source": source,
-        "label": label,
-        "prediction": result.keras_prediction.tolist(),
-        "hand_prediction": result.prediction.tolist(),
-        "max_abs_diff": result.max_abs_diff,
-        "layers": [
-            [{"neuron": n.neuron, "z": n.z, "output": n.output, "bias": n.bias} for n in neurons]
-            for neurons in result.layers
-        ],
-    }
-    if len(result.prediction) > 1:
-        out["predicted_class"] = int(result.prediction.argmax())
-    return out
+    return explain_sample(args.model, args.data, index=args.index, input_path=args.input)
 
 
 def _predict(args) -> dict:
-    from . import report
-    from .model import dense_network, load_model
+    from .explain import predict_sample
 
-    model = load_model(args.model)
-    network = dense_network(model)
-    x, label, source = _one_input(args, network)
-    output = model.predict(x[None], verbose=0)[0]
-    report.heading(f"predict {source}")
-    result = {"source": source, "label": label, "output": output.tolist()}
-    if len(output) > 1:
-        rows = [(i, f"{p:.6f}", "#" * int(round(p * 40))) for i, p in enumerate(output)]
-        report.table("class probabilities", ["class", "probability", ""], rows)
-        result["predicted_class"] = int(output.argmax())
-        truth = "" if label is None else f" (true label {label})"
-        report.say(f"predicted class {result['predicted_class']}{truth}")
-    else:
-        report.say(f"output {output[0]:.6f}" + ("" if label is None else f" (true {label})"))
-    return result
+    return predict_sample(args.model, args.data, index=args.index, input_path=args.input)
 
 
 def _evaluate(args) -> dict:
-    from . import report
-    from .model import load_model
-    from .train import evaluate
+    from .train import evaluate_model
 
-    model = load_model(args.model)
-    data = _data_for(args.model, args.data)
-    scores = evaluate(model, data)
-    report.table(
-        f"{args.model} on {data.name}",
-        ["metric", "value"],
-        [(k, _fmt(v)) for k, v in scores.items()],
-    )
-    return scores
+    return evaluate_model(args.model, args.data)
 
 
 def _datasets(args) -> dict:
-    from . import report
-    from .data import DATASETS, available
+    from .data import datasets_here
 
-    rows, result = [], {}
-    for name, (_, description) in DATASETS.items():
-        here, where = available(name)
-        rows.append((name, "yes" if here else "no", description, where))
-        result[name] = {"available": here, "where": where, "description": description}
-    report.table("datasets", ["name", "here", "what", "where"], rows)
-    report.say(
-        "Also: your own .csv (target column by --target) or .npz "
-        "(x_train, y_train, x_test, y_test)."
-    )
-    return result
+    return datasets_here()
 
 
-def _deploy(args):
+def _deploy(args) -> dict:
     from .deploy import deploy
 
     return deploy(args.model, data=args.data, out=args.out, name=args.name)
 
 
-def _verify(args):
-    from .deploy import verify_folder
+def _verify(args) -> dict:
+    from .verify import verify_folder
 
     return verify_folder(args.folder, data=args.data)
 
@@ -409,19 +272,16 @@ def _search(args) -> dict:
 
 
 def _plot(args) -> dict:
-    paths = _pictures(args.model, args.data, args.out)
+    from .plots import write_run_plots
+
+    paths = write_run_plots(args.model, data=args.data, out=args.out)
     return {"pictures": [str(p) for p in paths]}
 
 
 def _explore(args) -> dict:
-    from . import report
     from .explore import write_explorer
 
-    folder = Path(args.model) if Path(args.model).is_dir() else Path(args.model).parent
-    out = Path(args.out) if args.out else folder / "explorer.html"
-    data = _data_for(args.model, args.data, required=False)
-    path = write_explorer(args.model, out, data=data)
-    report.say(f"wrote {path}; open it in any browser (it works offline)")
+    path = write_explorer(args.model, args.out, data=args.data)
     if args.open:
         import webbrowser
 
@@ -446,48 +306,6 @@ _COMMANDS = {
 }
 
 
-# --- helpers ------------------------------------------------------------------------------
-
-
-def _pictures(model: str | Path, data_name: str | None, out: str | None) -> list[Path]:
-    from . import report
-    from .plots import write_run_plots
-
-    data = _data_for(model, data_name, required=False)
-    paths = write_run_plots(Path(model), data=data, out=Path(out) if out else None)
-    if paths:
-        report.say("pictures: " + ", ".join(str(p) for p in paths))
-    return paths
-
-
-def _data_for(model: str | Path, name: str | None, required: bool = True):
-    from .data import load_dataset
-    from .errors import DenselabError
-    from .train import read_run_dataset
-
-    name = name or read_run_dataset(model)
-    if name is None:
-        if not required:
-            return None
-        raise DenselabError(f"which dataset? {model} is not from a denselab run: add --data NAME")
-    return load_dataset(name)
-
-
-def _one_input(args, network):
-    from .data import load_input, test_sample
-    from .errors import DenselabError
-
-    if args.input is not None:
-        if args.index is not None:
-            raise DenselabError("give --index or --input, not both")
-        return load_input(args.input, network.input_shape), None, str(args.input)
-    data = _data_for(args.model, args.data)
-    index = 0 if args.index is None else args.index
-    x, label = test_sample(data, index, network.input_shape)
-    label = label.item() if hasattr(label, "item") else label
-    return x, label, f"{data.name} test sample {index}"
-
-
 def _int_list(text: str, flag: str) -> list[int]:
     from .errors import DenselabError
 
@@ -500,24 +318,6 @@ def _int_list(text: str, flag: str) -> list[int]:
     if not values or min(values) < 1:
         raise DenselabError(f"{flag}: every layer needs at least 1 neuron")
     return values
-
-
-def _input_names(network, number: int) -> list[str]:
-    """Names as the course uses them: pixels for an image, N<layer><neuron> for hidden outputs."""
-    if number > 1:
-        return [f"N{number - 1}_{i}" for i in range(network.layers[number - 2].n_neurons)]
-    if len(network.input_shape) == 2:
-        width = network.input_shape[1]
-        return [f"px[{i // width},{i % width}]" for i in range(network.n_inputs)]
-    return [f"x{i}" for i in range(network.n_inputs)]
-
-
-def _vector(values) -> str:
-    return "[" + " ".join(f"{v:.6g}" for v in values) + "]"
-
-
-def _fmt(value) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def _version() -> str:

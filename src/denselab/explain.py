@@ -10,6 +10,7 @@ hand, and is checked against ``model.predict``::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -172,3 +173,119 @@ def find_layer(network: DenseNetwork, layer: int | str) -> DenseLayer:
     raise DenselabError(
         f"no layer {layer!r}; use 1..{len(network.layers)} or a name: {', '.join(names)}"
     )
+
+
+# --- what `denselab inspect`, `explain` and `predict` compute, as plain results -------------
+
+
+def inspect_model(
+    model_or_run: str | Path, layer: int | str | None = None, neuron: int | None = None
+) -> dict:
+    """The layer table of a model file or run folder, and optionally one neuron's weights."""
+    from .model import dense_network, load_model
+
+    network = dense_network(load_model(model_or_run))
+    result = {
+        "model": str(model_or_run),
+        "summary": repr(network),
+        "input_shape": list(network.input_shape),
+        "layers": layer_table(network),
+        "params": network.n_params,
+    }
+    if layer is not None or neuron is not None:
+        result["neuron"] = neuron_weights(network, layer or 1, neuron or 0)
+    return result
+
+
+def explain_sample(
+    model_or_run: str | Path,
+    data=None,
+    index: int | None = None,
+    input_path: str | Path | None = None,
+) -> dict:
+    """:func:`explain` for one test sample (``index``) or a file (``input_path``), as a result
+    with every neuron's formula, ready for JSON."""
+    from .model import dense_network, load_model
+
+    model = load_model(model_or_run)
+    network = dense_network(model)
+    x, label, source = choose_input(model_or_run, network, data, index, input_path)
+    why = explain(network, model, x)
+    result = {
+        "source": source,
+        "label": label,
+        "prediction": why.keras_prediction.tolist(),
+        "hand_prediction": why.prediction.tolist(),
+        "max_abs_diff": why.max_abs_diff,
+        "layers": [
+            [
+                {
+                    "neuron": n.neuron,
+                    "z": n.z,
+                    "output": n.output,
+                    "bias": n.bias,
+                    "formula": n.formula(input_names(network, number)),
+                }
+                for n in neurons
+            ]
+            for number, neurons in enumerate(why.layers, start=1)
+        ],
+        "network": [
+            {
+                "name": x.name,
+                "n_inputs": x.n_inputs,
+                "n_neurons": x.n_neurons,
+                "activation": x.activation,
+            }
+            for x in network.layers
+        ],
+    }
+    if len(why.prediction) > 1:
+        result["predicted_class"] = int(why.prediction.argmax())
+    return result
+
+
+def predict_sample(
+    model_or_run: str | Path,
+    data=None,
+    index: int | None = None,
+    input_path: str | Path | None = None,
+) -> dict:
+    """``model.predict`` on one test sample or file: the outputs, and the class if several."""
+    from .model import dense_network, load_model
+
+    model = load_model(model_or_run)
+    network = dense_network(model)
+    x, label, source = choose_input(model_or_run, network, data, index, input_path)
+    output = np.asarray(model.predict(x[None], verbose=0))[0]
+    result = {"source": source, "label": label, "output": output.tolist()}
+    if len(output) > 1:
+        result["predicted_class"] = int(output.argmax())
+    return result
+
+
+def choose_input(model_or_run, network: DenseNetwork, data, index, input_path):
+    """``(x, label, source)``: a file (``.npy`` or a picture) or test sample ``index`` (0)."""
+    from .data import load_input, test_sample
+    from .errors import DenselabError
+    from .runs import resolve
+
+    if input_path is not None:
+        if index is not None:
+            raise DenselabError("give --index or --input, not both")
+        return load_input(input_path, network.input_shape), None, str(input_path)
+    dataset = resolve(model_or_run, data, required=True).dataset
+    index = 0 if index is None else index
+    x, label = test_sample(dataset, index, network.input_shape)
+    label = label.item() if hasattr(label, "item") else label
+    return x, label, f"{dataset.name} test sample {index}"
+
+
+def input_names(network: DenseNetwork, number: int) -> list[str]:
+    """Names as the course uses them: pixels for an image, N<layer>_<neuron> for hidden outputs."""
+    if number > 1:
+        return [f"N{number - 1}_{i}" for i in range(network.layers[number - 2].n_neurons)]
+    if len(network.input_shape) == 2:
+        width = network.input_shape[1]
+        return [f"px[{i // width},{i % width}]" for i in range(network.n_inputs)]
+    return [f"x{i}" for i in range(network.n_inputs)]

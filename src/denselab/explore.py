@@ -16,47 +16,62 @@ from pathlib import Path
 import numpy as np
 
 from . import _io
-from .data import Dataset, load_dataset
-from .errors import DenselabError
+from .data import Dataset
 from .model import DenseNetwork, dense_network, load_model
 
 DEFAULT_TEST_IMAGES = 300  # ~240 KB of uint8 pixels for 28x28 images
 
+# The page's JavaScript (templates/explorer/), joined in this order into one <script>. Each file
+# adds one entry to the `Explorer` namespace that state.js declares and, as it loads, reads only
+# the entries before it; main.js, last, wires them together and starts the page.
+JS_MODULES = (
+    "state.js",
+    "math.js",
+    "model.js",
+    "format.js",
+    "draw.js",
+    "canvas.js",
+    "inputs.js",
+    "panels.js",
+    "formula.js",
+    "network.js",
+    "charts.js",
+    "gallery.js",
+    "testhook.js",
+    "main.js",
+)
+
 
 def write_explorer(
     model_path_or_run: str | Path,
-    out: str | Path,
-    data: Dataset | None = None,
+    out: str | Path | None = None,
+    data: str | Dataset | None = None,
     n_test_images: int = DEFAULT_TEST_IMAGES,
 ) -> Path:
     """Write the explorer page for a model (a ``.keras``/``.h5`` file or a run folder).
 
-    The test images are the first ``n_test_images`` of ``data.x_test`` (indices as in the
+    ``out`` defaults to ``explorer.html`` in the run folder (the model's folder). The test
+    images are the first ``n_test_images`` of the dataset's test split (indices as in the
     dataset); ``data`` defaults to the dataset named in the run's ``run.json``. Without a
     dataset (or with ``n_test_images=0``) the page still shows the network and, for image
-    models, the drawing canvas. Returns ``out``.
+    models, the drawing canvas. Returns the path written.
     """
-    from .train import read_run_dataset
+    from .runs import check_fits, resolve
 
-    path = Path(model_path_or_run)
-    folder = path if path.is_dir() else path.parent
-    network = dense_network(load_model(path))
-    if data is None:
-        name = read_run_dataset(path)
-        data = load_dataset(name) if name else None
-    if data is not None and tuple(data.input_shape) != tuple(network.input_shape):
-        raise DenselabError(
-            f"dataset {data.name} has inputs of shape {data.input_shape}, "
-            f"the model expects {network.input_shape}"
-        )
+    resolved = resolve(model_path_or_run, data)
+    folder = resolved.folder
+    network = dense_network(load_model(resolved.model_path))
+    data = resolved.dataset
+    if data is not None:
+        check_fits(network, data)
     payload = explorer_data(network, data, n_test_images)
-    payload["title"] = folder.name if path.is_dir() else path.name
+    payload["title"] = folder.name if resolved.is_run else resolved.model_path.name
     for name in ("history", "metrics"):
         if (folder / f"{name}.json").exists():
             payload[name] = _io.read_json(folder / f"{name}.json")
     if payload.get("history"):
         payload["history"].pop("epoch_end_unix", None)
-    return _io.write_text(out, render_page(payload))
+    return _io.write_text(out or folder / "explorer.html", render_page(payload))
 
 
 def explorer_data(network: DenseNetwork, data: Dataset | None, n_test_images: int) -> dict:
@@ -100,10 +115,10 @@ def explorer_data(network: DenseNetwork, data: Dataset | None, n_test_images: in
 
 def render_page(payload: dict) -> str:
     """Fill the template: CSS, JavaScript and the JSON payload inline (no external file)."""
-    templates = resources.files("denselab") / "templates"
-    page = (templates / "explorer.html").read_text(encoding="utf-8")
-    css = (templates / "explorer.css").read_text(encoding="utf-8")
-    script = (templates / "explorer.js").read_text(encoding="utf-8")
+    folder = resources.files("denselab") / "templates" / "explorer"
+    page = (folder / "page.html").read_text(encoding="utf-8")
+    css = (folder / "page.css").read_text(encoding="utf-8")
+    script = "\n".join((folder / name).read_text(encoding="utf-8") for name in JS_MODULES)
     # "<" escaped so no string in the data can close the <script> element early.
     blob = json.dumps(payload, separators=(",", ":")).replace("<", "\\u003c")
     page = page.replace("{{title}}", html.escape(str(payload.get("title", "model"))))

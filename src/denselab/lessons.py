@@ -16,6 +16,7 @@ from . import report
 from ._backend import keras as _keras
 from ._backend import set_seed
 from .data import load_dataset
+from .errors import DenselabError
 
 
 @dataclass
@@ -77,6 +78,8 @@ def neuron_lesson(
     Returns a dict with the learned weights, ``prediction`` at ``x`` and, for two layers,
     ``hand_prediction``: the same number computed by hand from ``get_weights()``.
     """
+    if hidden < 0 or epochs < 1:
+        raise DenselabError("--hidden must be 0 or more and --epochs at least 1")
     keras = _keras()
     set_seed(seed)
     line = load_dataset("line")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _io
-from .data import Dataset, load_dataset
+from .data import Dataset
 from .errors import DenselabError
 from .model import DenseLayer, dense_network, load_model
 
@@ -261,7 +261,7 @@ def plot_line_fit(predict, xs: np.ndarray, ys: np.ndarray, out: str | Path) -> P
 
 
 def write_run_plots(
-    run_folder: str | Path, data: Dataset | None = None, out: str | Path | None = None
+    run_folder: str | Path, data: str | Dataset | None = None, out: str | Path | None = None
 ) -> list[Path]:
     """Write every picture that applies to a run folder (or a ``.keras`` file) into ``out``.
 
@@ -269,11 +269,11 @@ def write_run_plots(
     named in the folder's ``run.json``; without either, only the curves and weights are drawn.
     Returns the written paths.
     """
-    from .train import read_run_dataset
+    from .runs import check_fits, resolve
 
-    path = Path(run_folder)
-    model = load_model(path)
-    source = path if path.is_dir() else path.parent
+    resolved = resolve(run_folder, data)
+    model = load_model(resolved.model_path)
+    source = resolved.folder
     folder = _io.ensure_dir(out) if out is not None else source
     network = dense_network(model)
     written: list[Path] = []
@@ -285,18 +285,13 @@ def write_run_plots(
     if len(network.input_shape) == 2:
         first = network.layers[0]
         written.append(plot_first_layer_weights(first, network.input_shape, folder / "weights.png"))
-    if data is None:
-        name = read_run_dataset(path)
-        data = load_dataset(name) if name else None
+    data = resolved.dataset
     if data is None:
         return written
-    if tuple(data.input_shape) != tuple(network.input_shape):
-        raise DenselabError(
-            f"dataset {data.name} has inputs of shape {data.input_shape}, "
-            f"the model expects {network.input_shape}"
-        )
+    check_fits(network, data)
     if data.task == "classification":
-        probabilities = np.asarray(model.predict(data.x_test, verbose=0, batch_size=256))
+        x_test = data.x_test.reshape(len(data.x_test), *network.input_shape)
+        probabilities = np.asarray(model.predict(x_test, verbose=0, batch_size=256))
         predicted = probabilities.argmax(axis=1)
         names = data.class_names or [str(i) for i in range(probabilities.shape[1])]
         written.append(plot_confusion(data.y_test, predicted, names, folder / "confusion.png"))

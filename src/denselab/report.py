@@ -29,6 +29,17 @@ def is_quiet() -> bool:
     return _quiet
 
 
+def plain(text: str) -> str:
+    """Text from a file, safe to show: rich markup escaped, control characters as escapes."""
+    from rich.markup import escape
+
+    shown = "".join(
+        ch if ch.isprintable() or ch in "\n\t" else ch.encode("unicode_escape").decode("ascii")
+        for ch in str(text)
+    )
+    return escape(shown)
+
+
 def heading(text: str) -> None:
     if not _quiet:
         _console.rule(f"[bold]{text}")

@@ -1,67 +1,65 @@
 """Lesson 2: train a dense classifier (or regressor) with Keras and save the run to a folder.
 
-A run folder holds ``model.keras``, ``history.json`` (per-epoch metrics, as Keras's
-``History``), ``metrics.json`` (final numbers) and ``run.json`` (how to repeat it).
+:func:`train` builds the network a :class:`TrainConfig` describes and fits it; :func:`resume`
+continues an interrupted run; :func:`fit` is the one training loop both use (and the search's
+trials): ``model.fit`` with a callback that keeps the history, stops on a NaN loss, and keeps
+the last good epoch for Ctrl-C. The run folder itself is :mod:`denselab.runs`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import signal
-import threading
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import _io, report
+from . import _io, interrupts, report
 from ._backend import keras as _keras
-from ._backend import set_seed, tensorflow_unprobed
+from ._backend import set_seed
 from .data import Dataset, load_dataset
 from .errors import DenselabError
 from .model import build_model, check_model_file
+from .runs import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_LEARNING_RATE,
+    DEFAULT_SCHEDULE,
+    DEFAULT_STEPS_PER_EXECUTION,
+    Run,
+    TrainConfig,
+    default_folder,
+    final_metrics,
+    read_run,
+    save_run,
+)
 
-# Chosen by measurement on a 2-core CPU (see BENCHMARKS.md): the JAX backend with many steps per
-# compiled call is the big win in time; batch 32 is the course's; Adam from 2e-3 with cosine
-# decay to 0 ends about half a point higher on Fashion-MNIST than a constant 1e-3.
-DEFAULT_BATCH_SIZE = 32
-DEFAULT_STEPS_PER_EXECUTION = 64
-DEFAULT_LEARNING_RATE = 2e-3
-DEFAULT_SCHEDULE = "cosine"
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_LEARNING_RATE",
+    "DEFAULT_SCHEDULE",
+    "DEFAULT_STEPS_PER_EXECUTION",
+    "Fitted",
+    "Run",
+    "TrainConfig",
+    "compile_model",
+    "default_layers",
+    "evaluate",
+    "fit",
+    "resume",
+    "train",
+]
 
 
 @dataclass
-class TrainConfig:
-    """Everything needed to repeat a run exactly (on the same machine and versions)."""
+class Fitted:
+    """What :func:`fit` did: the per-epoch ``history`` (as Keras's ``History.history``), the
+    epoch whose loss was NaN (0 if none), and whether Ctrl-C stopped it."""
 
-    dataset: str = "mnist-5k"
-    units: list[int] = field(default_factory=lambda: [20, 10])
-    activations: list[str] = field(default_factory=lambda: ["relu", "softmax"])
-    epochs: int = 20
-    batch_size: int = DEFAULT_BATCH_SIZE
-    learning_rate: float = DEFAULT_LEARNING_RATE  # the peak, when schedule is "cosine"
-    schedule: str = DEFAULT_SCHEDULE  # "cosine" (decay to 0 over all steps) or "constant"
-    optimizer: str = "adam"
-    seed: int = 0
-    steps_per_execution: int = DEFAULT_STEPS_PER_EXECUTION
-    target: str | None = None
-    task: str | None = None
-
-
-@dataclass
-class Run:
-    """A finished (or interrupted) training: the model and its numbers, saved at ``path``."""
-
-    path: Path
-    model: object
-    config: TrainConfig
-    history: dict
-    metrics: dict
-
-    def __repr__(self) -> str:
-        return f"Run({str(self.path)!r}, val_accuracy={self.metrics.get('val_accuracy')})"
+    history: dict = field(default_factory=dict)
+    diverged_at: int = 0
+    interrupted: bool = False
 
 
 def default_layers(dataset: Dataset, hidden: list[int] | None = None) -> tuple[list, list]:
@@ -74,21 +72,21 @@ def default_layers(dataset: Dataset, hidden: list[int] | None = None) -> tuple[l
 
 def train(config: TrainConfig, out: str | Path | None = None, data: Dataset | None = None) -> Run:
     """Build the model ``config`` describes, fit it with Keras, evaluate it and save the run."""
-    keras = _keras()
+    _keras()
     data = data or load_dataset(config.dataset, target=config.target, task=config.task)
     _check_config(config, data)
     set_seed(config.seed)
     model = build_model(data.input_shape, config.units, config.activations, seed=config.seed)
-    _compile(model, config, data)
-    folder = _io.ensure_dir(out or _default_folder(config))
-    return _fit_and_save(keras, model, config, data, folder, history={}, initial_epoch=0)
+    compile_model(model, config, data)
+    folder = _io.ensure_dir(out or default_folder(config))
+    return _fit_and_save(model, config, data, folder, history={}, initial_epoch=0)
 
 
 def resume(folder: str | Path) -> Run:
     """Continue an interrupted run from its last completed epoch (weights and optimizer state)."""
     keras = _keras()
     folder = Path(folder)
-    config, history = _read_run(folder)
+    config, history = read_run(folder)
     done = len(history.get("loss", []))
     if done >= config.epochs:
         raise DenselabError(f"run {folder} already finished its {config.epochs} epochs")
@@ -99,10 +97,12 @@ def resume(folder: str | Path) -> Run:
         model = keras.saving.load_model(folder / "model.keras", compile=True, safe_mode=True)
     except Exception as error:
         raise DenselabError(f"cannot resume {folder}: {str(error)[:160]}") from None
-    return _fit_and_save(keras, model, config, data, folder, history=history, initial_epoch=done)
+    return _fit_and_save(model, config, data, folder, history=history, initial_epoch=done)
 
 
-def _compile(model, config: TrainConfig, data: Dataset) -> None:
+def compile_model(model, config: TrainConfig, data: Dataset) -> None:
+    """``model.compile`` with the config's optimizer and learning-rate schedule, the loss and
+    metric for the dataset's task, and JAX's jit over ``steps_per_execution`` steps."""
     keras = _keras()
     optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
     if config.optimizer not in optimizers:
@@ -123,26 +123,31 @@ def _compile(model, config: TrainConfig, data: Dataset) -> None:
     )
 
 
-def _fit_and_save(keras, model, config, data, folder, history, initial_epoch) -> Run:
-    tracker = _epoch_tracker(keras, model, history, folder)
-    if initial_epoch:
-        report.say(f"resuming {folder} at epoch {initial_epoch + 1} of {config.epochs}")
-    report.say(
-        f"training {config.units} on {data.name} ({len(data.x_train):,} train / "
-        f"{len(data.x_test):,} validation, from {data.source})"
-    )
+def fit(
+    model,
+    config: TrainConfig,
+    data: Dataset,
+    *,
+    x_train: np.ndarray | None = None,
+    history: dict | None = None,
+    initial_epoch: int = 0,
+    on_epoch: Callable[[int, dict], None] | None = None,
+    history_path: Path | None = None,
+) -> Fitted:
+    """``model.fit`` on ``data`` (training split; the test split scores each epoch).
+
+    ``x_train`` replaces the training inputs (the search masks inputs it ignores);
+    ``history`` continues a resumed run's; ``on_epoch(epoch, logs)`` is called after each
+    epoch (1-based) and may raise to stop (a pruner's decision); ``history_path`` is
+    rewritten after every epoch, so progress is visible while training. A NaN loss stops
+    training (``diverged_at``); Ctrl-C or ``kill`` stop it at the last finished epoch.
+    """
+    tracker = _epoch_tracker(model, history or {}, on_epoch, history_path)
     interrupted = False
-    _stop_requested.clear()
-    previous = {
-        signum: signal.signal(signum, _raise_keyboard_interrupt)
-        for signum in (signal.SIGINT, signal.SIGTERM)
-    }
-    try:
-        with report.progress("epochs", config.epochs) as bar:
-            bar.advance(initial_epoch)
-            tracker.bar = bar
+    with interrupts.stoppable():
+        try:
             model.fit(
-                data.x_train,
+                data.x_train if x_train is None else x_train,
                 data.y_train,
                 epochs=config.epochs,
                 initial_epoch=initial_epoch,
@@ -151,49 +156,69 @@ def _fit_and_save(keras, model, config, data, folder, history, initial_epoch) ->
                 callbacks=[tracker],
                 verbose=0,
             )
-    except KeyboardInterrupt:
-        interrupted = True
-        tracker.restore_last_epoch()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    if tracker.diverged:
+        except KeyboardInterrupt:
+            interrupted = True
+            tracker.restore_last_epoch()
+    return Fitted(tracker.history, tracker.diverged, interrupted)
+
+
+def _fit_and_save(model, config, data, folder, history, initial_epoch) -> Run:
+    if initial_epoch:
+        report.say(f"resuming {folder} at epoch {initial_epoch + 1} of {config.epochs}")
+    report.say(
+        f"training {config.units} on {data.name} ({len(data.x_train):,} train / "
+        f"{len(data.x_test):,} test split as validation, from {data.source})"
+    )
+    shown = ("loss", "accuracy", "val_accuracy", "mae", "val_mae")
+    with report.progress("epochs", config.epochs) as bar:
+        bar.advance(initial_epoch)
+
+        def on_epoch(epoch: int, logs: dict) -> None:
+            status = "  ".join(f"{k} {logs[k]:.4f}" for k in shown if k in logs)
+            bar.advance(1, status=status)
+
+        fitted = fit(
+            model,
+            config,
+            data,
+            history=history,
+            initial_epoch=initial_epoch,
+            on_epoch=on_epoch,
+            history_path=folder / "history.json",
+        )
+    if fitted.diverged_at:
         if not initial_epoch:  # a fresh run leaves nothing behind, not even its progress file
             (folder / "history.json").unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 folder.rmdir()
         raise DenselabError(
-            f"training diverged at epoch {tracker.diverged} (loss is NaN); nothing was saved. "
+            f"training diverged at epoch {fitted.diverged_at} (loss is NaN); nothing was saved. "
             "Try a lower --learning-rate"
         )
-    history = tracker.history
-    metrics = _final_metrics(history, data, len(history.get("loss", [])), interrupted)
-    _save_run(folder, model, config, history, metrics)
-    if interrupted:
+    done = len(fitted.history.get("loss", []))
+    metrics = final_metrics(fitted.history, data.name, done, fitted.interrupted)
+    save_run(folder, model, config, fitted.history, metrics)
+    if fitted.interrupted:
         report.warn(
             f"interrupted after epoch {metrics['epochs_done']}; saved to {folder}. "
             f"Continue with: denselab train --resume {folder}"
         )
-    return Run(folder, model, config, history, metrics)
+    return Run(folder, model, config, fitted.history, metrics)
 
 
-def _epoch_tracker(keras, model, history: dict, folder: Path):
-    """A Keras callback: moves the progress bar, keeps the history and the last good weights.
-
-    ``history.json`` is rewritten after every epoch, so progress is visible while training.
-    """
+def _epoch_tracker(model, history: dict, on_epoch, history_path: Path | None):
+    """A Keras callback: keeps the history and the last good weights, stops on NaN."""
+    keras = _keras()
 
     class EpochTracker(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
             self.history = {key: list(values) for key, values in history.items()}
-            self.bar = None
             self.diverged = 0
             self.last_good = _snapshot(model)
 
         def on_epoch_end(self, epoch, logs=None):
-            if _stop_requested.is_set():  # a Ctrl-C that a library caught on its way up
-                raise KeyboardInterrupt
+            interrupts.check()  # a Ctrl-C that a library caught on its way up
             logs = logs or {}
             if not np.isfinite(logs.get("loss", 0.0)):
                 self.diverged = epoch + 1
@@ -203,11 +228,10 @@ def _epoch_tracker(keras, model, history: dict, folder: Path):
                 self.history.setdefault(key, []).append(float(value))
             self.history.setdefault("epoch_end_unix", []).append(time.time())
             self.last_good = _snapshot(model)
-            _io.write_json(folder / "history.json", self.history)
-            if self.bar is not None:
-                shown = ("loss", "accuracy", "val_accuracy", "mae", "val_mae")
-                status = "  ".join(f"{k} {logs[k]:.4f}" for k in shown if k in logs)
-                self.bar.advance(1, status=status)
+            if history_path is not None:
+                _io.write_json(history_path, self.history)
+            if on_epoch is not None:
+                on_epoch(epoch + 1, logs)
 
         def restore_last_epoch(self):
             weights, optimizer_state = self.last_good
@@ -225,64 +249,6 @@ def _snapshot(model) -> tuple[list, list]:
     return [v.numpy() for v in model.weights], [v.numpy() for v in variables]
 
 
-_stop_requested = threading.Event()
-
-
-def _raise_keyboard_interrupt(signum, frame):
-    """Ctrl-C or `kill`: stop training. Also remembered, because C code that checks for
-    signals while a step runs may swallow the KeyboardInterrupt; the tracker raises it again."""
-    _stop_requested.set()
-    raise KeyboardInterrupt
-
-
-def _final_metrics(history: dict, data: Dataset, epochs_done: int, interrupted: bool) -> dict:
-    metrics = {"dataset": data.name, "epochs_done": epochs_done, "interrupted": interrupted}
-    for key in ("loss", "accuracy", "mae", "val_loss", "val_accuracy", "val_mae"):
-        if history.get(key):
-            name = key if key.startswith("val_") else f"train_{key}"
-            metrics[name] = history[key][-1]
-    return metrics
-
-
-def _save_run(folder: Path, model, config: TrainConfig, history: dict, metrics: dict) -> None:
-    import keras
-
-    with tensorflow_unprobed():
-        _io.write_with(folder / "model.keras", lambda tmp: model.save(tmp))
-    _io.write_json(folder / "history.json", history)
-    _io.write_json(folder / "metrics.json", metrics)
-    _io.write_json(
-        folder / "run.json",
-        {"config": asdict(config), "keras": keras.__version__, "backend": keras.backend.backend()},
-    )
-
-
-def _read_run(folder: Path) -> tuple[TrainConfig, dict]:
-    try:
-        run = json.loads((folder / "run.json").read_text())
-        history = json.loads((folder / "history.json").read_text())
-        config = TrainConfig(**run["config"])
-        if not isinstance(history, dict):
-            raise TypeError("history.json is not an object")
-    except (OSError, ValueError, KeyError, TypeError):
-        raise DenselabError(
-            f"{folder} is not a denselab run folder (run.json, history.json)"
-        ) from None
-    if not (folder / "model.keras").exists():
-        raise DenselabError(f"{folder} has no model.keras to resume from")
-    return config, history
-
-
-def read_run_dataset(model_path: str | Path) -> str | None:
-    """The dataset a denselab run was trained on, read from the ``run.json`` beside the model."""
-    path = Path(model_path)
-    folder = path if path.is_dir() else path.parent
-    try:
-        return json.loads((folder / "run.json").read_text())["config"]["dataset"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def _check_config(config: TrainConfig, data: Dataset) -> None:
     if config.epochs < 1 or config.batch_size < 1:
         raise DenselabError("--epochs and --batch-size must be at least 1")
@@ -296,12 +262,6 @@ def _check_config(config: TrainConfig, data: Dataset) -> None:
             raise DenselabError("a classifier's last layer needs the softmax activation")
     elif config.units[-1] != 1:
         raise DenselabError("a regression model's last layer needs exactly 1 neuron")
-
-
-def _default_folder(config: TrainConfig) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    widths = "-".join(str(u) for u in config.units)
-    return Path("runs") / f"{config.dataset.replace('/', '_')}-{widths}-{stamp}"
 
 
 def evaluate(model, data: Dataset) -> dict:
@@ -329,3 +289,69 @@ def evaluate(model, data: Dataset) -> dict:
         "loss": float(np.mean(error**2)),
         "mae": float(np.mean(np.abs(error))),
     }
+
+
+def config_for(
+    dataset: Dataset,
+    name: str,
+    layers: list[int] | None = None,
+    activations: list[str] | None = None,
+    **options,
+) -> TrainConfig:
+    """The lesson's recipe for ``dataset`` (named ``name``), with the layers and options given.
+
+    ``layers`` replaces the widths (hidden layers relu, the output as the lesson's);
+    ``options`` set any other :class:`TrainConfig` field; None means "the default".
+    """
+    units, default_activations = default_layers(dataset)
+    if layers:
+        units = list(layers)
+        default_activations = ["relu"] * (len(units) - 1) + [default_activations[-1]]
+    config = TrainConfig(dataset=name, units=units, activations=activations or default_activations)
+    for key, value in options.items():
+        if value is not None:
+            setattr(config, key, value)
+    return config
+
+
+def evaluate_model(model_or_run: str | Path, data: str | Dataset | None = None) -> dict:
+    """:func:`evaluate` for a model file or run folder, on its run's dataset unless ``data``."""
+    from .model import load_model
+    from .runs import resolve
+
+    model = load_model(model_or_run)
+    dataset = resolve(model_or_run, data, required=True).dataset
+    return {"model": str(model_or_run), **evaluate(model, dataset)}
+
+
+def train_command(
+    dataset: str | None,
+    resume_run: str | Path | None = None,
+    out: str | Path | None = None,
+    plots: bool = True,
+    layers: list[int] | None = None,
+    activations: list[str] | None = None,
+    **options,
+) -> dict:
+    """``denselab train``: a new run (or resume ``resume_run``), then its pictures; the result dict.
+
+    ``options`` are :class:`TrainConfig` fields (None: the lesson's default).
+    """
+    from ._backend import keras_while
+
+    if resume_run:
+        run = resume(resume_run)
+    else:
+        if not dataset:
+            raise DenselabError("name a dataset (see `denselab datasets`) or use --resume RUN")
+        data = keras_while(
+            load_dataset, dataset, target=options.get("target"), task=options.get("task")
+        )
+        config = config_for(data, dataset, layers, activations, **options)
+        run = train(config, out=out, data=data)
+    result = {**run.metrics, "model_path": str(run.path / "model.keras"), "run": str(run.path)}
+    if plots and not run.metrics.get("interrupted"):
+        from .plots import write_run_plots
+
+        result["pictures"] = [str(p) for p in write_run_plots(run.path)]
+    return result

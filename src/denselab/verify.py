@@ -1,216 +1,119 @@
-"""Verify: the oracles the C engine is checked against, and what it costs on a microcontroller.
+"""Verify: the C engine against TensorFlow Lite Micro, sample by sample, and what it costs.
 
-* :func:`tflm_invoke` runs the int8 ``.tflite`` through the real TensorFlow Lite Micro
-  interpreter (the ``tflite-micro`` package), the reference for "bit-exact".
-* :func:`c_engine_invoke` compiles the generated C with a tiny harness and runs every
-  sample through it in one process, optionally under AddressSanitizer/UBSan.
-* :func:`c_engine_size` reports flash and RAM of the engine, from ``arm-none-eabi-size``
-  on a Cortex-M4 object when that toolchain is installed.
+:func:`measure` is the one place the engine is measured (``deploy``, ``verify`` and every
+search trial call it): the test split through TFLite Micro and the C engine, the bytes
+compared, flash and RAM, and the accuracies. :func:`verify_folder` reruns it on a folder
+``deploy`` wrote, from the ``.tflite`` (never from the folder's C, which may come from anyone).
 """
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
-import tempfile
+import json
 from pathlib import Path
 
 import numpy as np
 
-from ._io import captured_stderr
-from .errors import DenselabError
-
-C_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
-SANITIZE_FLAGS = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
-CORTEX_M4_FLAGS = ["-std=c99", "-mcpu=cortex-m4", "-mthumb", "-Os", "-Wall", "-Wextra", "-Werror"]
-
-_HARNESS = """\
-/* Reads raw int8 samples from stdin, writes the raw int8 outputs to stdout. */
-#include <stdio.h>
-#include "{name}.h"
-
-int main(void)
-{{
-    static int8_t input[{NAME}_INPUT_SIZE];
-    static int8_t output[{NAME}_OUTPUT_SIZE];
-    while (fread(input, 1, sizeof input, stdin) == sizeof input) {{
-        {name}_invoke(input, output);
-        fwrite(output, 1, sizeof output, stdout);
-    }}
-    return 0;
-}}
-"""
+from . import report
+from .data import Dataset, load_dataset
+from .errors import CheckFailed, DenselabError
 
 
-def tflm_invoke(int8_tflite: bytes, inputs_int8: np.ndarray) -> np.ndarray:
-    """Run each sample through the TFLM interpreter.
+def measure(
+    int8_tflite: bytes,
+    engine: dict[str, str],
+    dataset: Dataset,
+    model=None,
+    name: str = "model",
+    oracle: bool = True,
+) -> dict:
+    """Run ``dataset``'s test split through the C engine (and TFLite Micro) and size it.
 
-    inputs_int8 : ndarray of shape (n_samples, n_inputs), int8.
-    Returns the int8 outputs, shape (n_samples, n_outputs).
+    Returns the number of samples whose output differs from TFLM's in any byte
+    (``c_vs_tflm_differing_samples``), flash and RAM of the engine, TFLM's arena, and the
+    accuracy (or mean absolute error) of Keras's float ``model`` (when given), TFLM and the
+    C engine. ``oracle=False`` skips TFLM (the search's trials score the C engine alone).
     """
-    interpreter = _tflm_interpreter(int8_tflite)
-    details = interpreter.get_input_details(0)
-    inputs_int8 = _check_inputs(inputs_int8, int(np.prod(details["shape"])))
-    shape = tuple(details["shape"])
-    outputs = []
-    for sample in inputs_int8:
-        interpreter.set_input(sample.reshape(shape), 0)
-        interpreter.invoke()
-        outputs.append(np.array(interpreter.get_output(0), dtype=np.int8).reshape(-1))
-    return np.stack(outputs)
+    from .engine import c_engine_invoke, c_engine_size
+    from .int8.tflite import read_int8_tflite
+    from .int8.tflm import tflm_arena_bytes, tflm_invoke
 
-
-def tflm_arena_bytes(int8_tflite: bytes) -> int:
-    """The tensor arena TFLM allocated for this model, in bytes, on this (64-bit) host.
-
-    The runtime does not return the number; its ``RecordingMicroAllocator`` prints it
-    (``Arena allocation total N bytes``) on the C stderr, which is captured here. On a
-    32-bit microcontroller pointers are smaller, so the arena there is a little smaller.
-    """
-    interpreter = _tflm_interpreter(int8_tflite)
-    details = interpreter.get_input_details(0)
-    interpreter.set_input(np.zeros(details["shape"], dtype=np.int8), 0)
-    interpreter.invoke()
-    with captured_stderr() as captured:
-        interpreter.print_allocations()
-    match = re.search(r"Arena allocation total (\d+) bytes", captured["text"])
-    if match is None:
-        raise RuntimeError("TFLM did not report its arena allocation")
-    return int(match.group(1))
-
-
-def c_engine_invoke(
-    sources: dict[str, str], inputs_int8: np.ndarray, sanitize: bool = False
-) -> np.ndarray:
-    """Compile the generated C with gcc and run every sample through ``{name}_invoke``.
-
-    sources : the ``{name}.h``/``{name}.c`` pair from :func:`denselab.compile.generate_c`.
-    inputs_int8 : ndarray of shape (n_samples, n_inputs), int8.
-    sanitize : build with AddressSanitizer and UBSan; any report fails the run.
-    Returns the int8 outputs, shape (n_samples, n_outputs).
-    """
-    name = _engine_name(sources)
-    n_inputs = _define(sources[f"{name}.h"], f"{name.upper()}_INPUT_SIZE")
-    n_outputs = _define(sources[f"{name}.h"], f"{name.upper()}_OUTPUT_SIZE")
-    inputs_int8 = _check_inputs(inputs_int8, n_inputs)
-    compiler = _require("gcc")
-    with tempfile.TemporaryDirectory(prefix="denselab-c-") as folder:
-        folder = Path(folder)
-        _write_sources(folder, sources)
-        (folder / "harness.c").write_text(_HARNESS.format(name=name, NAME=name.upper()))
-        program = folder / "harness"
-        flags = SANITIZE_FLAGS if sanitize else ["-O2"]
-        _run([compiler, *C_FLAGS, *flags, "harness.c", f"{name}.c", "-o", str(program)], folder)
-        result = subprocess.run(
-            [str(program)], input=inputs_int8.tobytes(), capture_output=True, cwd=folder
-        )
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"the C engine failed (exit {result.returncode}):\n{result.stderr.decode()[-4000:]}"
-        )
-    outputs = np.frombuffer(result.stdout, dtype=np.int8)
-    if outputs.size != len(inputs_int8) * n_outputs:
-        raise RuntimeError(
-            f"the C engine wrote {outputs.size} bytes for {len(inputs_int8)} samples"
-        )
-    return outputs.reshape(len(inputs_int8), n_outputs)
-
-
-def c_engine_size(sources: dict[str, str], name: str = "model") -> dict:
-    """Flash and RAM of ``{name}.c`` (engine code, weights and buffers), in bytes.
-
-    ``flash_bytes = text + data`` (const tables are in text), ``ram_bytes = data + bss``
-    (the ping-pong buffers), read by ``size`` from an object built with
-    ``-mcpu=cortex-m4 -mthumb -Os`` when ``arm-none-eabi-gcc`` exists, else with host gcc.
-    """
-    if f"{name}.c" not in sources:
-        raise DenselabError(f"no {name}.c among the sources ({', '.join(sorted(sources))})")
-    if shutil.which("arm-none-eabi-gcc") and shutil.which("arm-none-eabi-size"):
-        compiler, size_tool, flags = "arm-none-eabi-gcc", "arm-none-eabi-size", CORTEX_M4_FLAGS
-        toolchain = "arm-none-eabi-gcc cortex-m4"
-    else:
-        compiler, size_tool = _require("gcc"), _require("size")
-        flags, toolchain = [*C_FLAGS, "-Os"], "host gcc"
-    with tempfile.TemporaryDirectory(prefix="denselab-size-") as folder:
-        folder = Path(folder)
-        _write_sources(folder, sources)
-        _run([compiler, *flags, "-c", f"{name}.c", "-o", f"{name}.o"], folder)
-        report = _run([size_tool, f"{name}.o"], folder)
-    text, data, bss = (int(v) for v in report.splitlines()[1].split()[:3])
-    return {
-        "flash_bytes": text + data,
-        "ram_bytes": data + bss,
-        "text": text,
-        "data": data,
-        "bss": bss,
-        "toolchain": toolchain,
+    quantized = read_int8_tflite(int8_tflite)
+    inputs = quantized.quantize_input(dataset.x_test)
+    report.say(
+        f"running {len(inputs):,} test samples through the C engine"
+        + (" and TFLite Micro" if oracle else "")
+    )
+    c_out = c_engine_invoke(engine, inputs)
+    size = c_engine_size(engine, name)
+    result: dict = {
+        "test_samples": len(inputs),
+        "flash_bytes": size["flash_bytes"],
+        "ram_bytes": size["ram_bytes"],
+        "size_toolchain": size["toolchain"],
+        "tflite_int8_bytes": len(int8_tflite),
     }
+    tflm = None
+    if oracle:
+        tflm = tflm_invoke(int8_tflite, inputs)
+        result["c_vs_tflm_differing_samples"] = int(np.any(tflm != c_out, axis=1).sum())
+        result["tflm_arena_bytes"] = tflm_arena_bytes(int8_tflite)
+    truth = labels(dataset)
+    keras_out = None
+    if model is not None:
+        keras_out = np.asarray(model.predict(dataset.x_test, verbose=0, batch_size=1024))
+    if dataset.task == "classification":
+        if keras_out is not None:
+            result["keras_accuracy"] = float(np.mean(keras_out.argmax(1) == truth))
+        if tflm is not None:
+            result["tflm_int8_accuracy"] = float(np.mean(tflm.argmax(1) == truth))
+        result["c_int8_accuracy"] = float(np.mean(c_out.argmax(1) == truth))
+    else:
+        truth = truth.astype(np.float32)
+        if keras_out is not None:
+            result["keras_mae"] = float(np.mean(np.abs(keras_out[:, 0] - truth)))
+        c_real = quantized.dequantize_output(c_out)[:, 0]
+        result["c_int8_mae"] = float(np.mean(np.abs(c_real - truth)))
+    return result
 
 
-def _tflm_interpreter(int8_tflite: bytes):
+def verify_folder(folder: str | Path, data: str | None = None) -> dict:
+    """Rerun deploy's comparisons (Keras, TFLite Micro, C engine) on a folder it wrote."""
+    from .engine import check_model_name, generate_c
+    from .model import load_model
+
+    folder = Path(folder)
     try:
-        from tflite_micro.python.tflite_micro import runtime
-    except ImportError:
-        raise DenselabError(
-            "TFLite Micro is not installed; pip install 'denselab[deploy]'"
-        ) from None
-    try:
-        return runtime.Interpreter.from_bytes(
-            bytes(int8_tflite), arena_size=len(int8_tflite) + 65536
-        )
-    except RuntimeError as error:
-        raise DenselabError(f"TFLite Micro cannot load this model: {error}") from None
+        previous = json.loads((folder / "report.json").read_text())
+        name, dataset_name, model_path = previous["name"], previous["dataset"], previous["model"]
+        if not all(isinstance(v, str) for v in (name, dataset_name, model_path)):
+            raise ValueError("report.json fields are not text")
+        check_model_name(name)
+        int8_tflite = (folder / f"{name}_int8.tflite").read_bytes()
+        engine = generate_c(int8_tflite, name=name)
+        written = {f: (folder / f).read_text() for f in engine}
+    except (OSError, ValueError, KeyError, TypeError, DenselabError):
+        raise DenselabError(f"{folder} is not a folder written by `denselab deploy`") from None
+    # Never compile C from the folder itself (it may come from anyone): regenerate it from the
+    # .tflite, and say so if the folder's copy is not what deploy writes.
+    for filename, text in engine.items():
+        if written[filename] != text:
+            raise CheckFailed(
+                f"{folder / filename} is not what deploy generates from {name}_int8.tflite; "
+                "run `denselab deploy` again"
+            )
+    dataset = load_dataset(data or dataset_name)
+    model = load_model(model_path) if Path(model_path).exists() else None
+    result = {
+        "folder": str(folder),
+        "dataset": dataset.name,
+        "name": name,
+        **measure(int8_tflite, engine, dataset, model=model, name=name),
+    }
+    if result["c_vs_tflm_differing_samples"]:
+        raise CheckFailed(f"{result['c_vs_tflm_differing_samples']} test samples differ")
+    return result
 
 
-def _check_inputs(inputs_int8: np.ndarray, n_inputs: int) -> np.ndarray:
-    inputs_int8 = np.asarray(inputs_int8)
-    if inputs_int8.dtype != np.int8:
-        raise DenselabError(f"inputs must be int8 (quantized), not {inputs_int8.dtype}")
-    if inputs_int8.ndim != 2 or inputs_int8.shape[1] != n_inputs:
-        raise DenselabError(
-            f"inputs must have shape (n_samples, {n_inputs}), not {inputs_int8.shape}"
-        )
-    return np.ascontiguousarray(inputs_int8)
-
-
-def _engine_name(sources: dict[str, str]) -> str:
-    names = [
-        file[:-2]
-        for file in sources
-        if file.endswith(".c")
-        and f"{file[:-2]}.h" in sources
-        and f"void {file[:-2]}_invoke(" in sources[f"{file[:-2]}.h"]
-    ]
-    if len(names) != 1:
-        raise DenselabError("sources must hold one generated engine ({name}.h and {name}.c)")
-    return names[0]
-
-
-def _define(header: str, macro: str) -> int:
-    match = re.search(rf"^#define {macro} (\d+)$", header, flags=re.MULTILINE)
-    if match is None:
-        raise DenselabError(f"the header does not define {macro}")
-    return int(match.group(1))
-
-
-def _write_sources(folder: Path, sources: dict[str, str]) -> None:
-    for file, text in sources.items():
-        if Path(file).name != file:
-            raise DenselabError(f"source name {file!r} must be a plain file name")
-        (folder / file).write_text(text)
-
-
-def _require(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        raise DenselabError(f"{tool} is not installed; it is needed to build the C engine")
-    return path
-
-
-def _run(command: list[str], folder: Path) -> str:
-    """Run a compiler step; a failure is a bug in the generated C, so RuntimeError."""
-    result = subprocess.run(command, cwd=folder, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
-    return result.stdout
+def labels(dataset: Dataset) -> np.ndarray:
+    """The test split's labels (classification) or first target (regression), flat."""
+    return np.asarray(dataset.y_test).reshape(len(dataset.y_test), -1)[:, 0]

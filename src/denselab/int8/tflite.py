@@ -22,8 +22,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import DenselabError
+from ..errors import DenselabError
+from .tflm_math import (
+    calculate_input_radius,
+    quantize_activation,
+    quantize_multiplier,
+    round_half_away,
+)
 
+_MAX_TENSOR_SIZE = 1 << 24  # far beyond any microcontroller; stops a hostile shape early
 _FUSED_ACTIVATIONS = {0: "none", 1: "relu", 2: "relu_n1_to_1", 3: "relu6"}
 
 
@@ -127,6 +134,17 @@ class QuantizedNetwork:
     @property
     def n_outputs(self) -> int:
         return self.layers[-1].n_outputs
+
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """Float samples ``(n_samples, ...)`` -> int8 ``(n_samples, n_inputs)``:
+        ``q = clamp(round(x / input_scale) + input_zero_point, -128, 127)``."""
+        flat = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+        q = np.round(flat / self.input_scale) + self.input_zero_point
+        return np.clip(q, -128, 127).astype(np.int8)
+
+    def dequantize_output(self, q: np.ndarray) -> np.ndarray:
+        """int8 outputs -> the real values they stand for: ``scale * (q - zero_point)``."""
+        return (np.asarray(q).astype(np.float32) - self.output_zero_point) * self.output_scale
 
     def __repr__(self) -> str:
         return f"QuantizedNetwork({', '.join(repr(layer) for layer in self.layers)})"
@@ -249,40 +267,6 @@ def _size(tensor) -> int:
     return math.prod(shape)
 
 
-_MAX_TENSOR_SIZE = 1 << 24  # far beyond any microcontroller; stops a hostile shape early
-
-
-def quantize_multiplier(real_multiplier: float) -> tuple[int, int]:
-    """TFLite's ``QuantizeMultiplier``: ``real = multiplier * 2^shift / 2^31``, multiplier in Q0.31.
-
-    ``frexp`` then ``round`` (half away from zero) of ``q * 2^31`` in double; tiny multipliers
-    (shift < -31) flush to zero.
-    """
-    if real_multiplier == 0.0:
-        return 0, 0
-    fraction, shift = math.frexp(real_multiplier)
-    multiplier = _round_half_away(fraction * (1 << 31))
-    if multiplier == 1 << 31:
-        multiplier //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    return multiplier, shift
-
-
-def calculate_input_radius(input_integer_bits: int, input_left_shift: int) -> int:
-    """TFLite's ``CalculateInputRadius`` (31 signed bits): the largest safe |input difference|."""
-    if input_left_shift < 0:
-        raise DenselabError("input scale too small for the int8 fixed-point kernels")
-    radius = (
-        1.0
-        * ((1 << input_integer_bits) - 1)
-        * (1 << (31 - input_integer_bits))
-        / (1 << input_left_shift)
-    )
-    return math.floor(radius)
-
-
 def _dense(name, operator, tensors, output, buffers) -> QuantizedDense:
     input_tensor, filter_tensor = tensors[0], tensors[1]
     bias_tensor = tensors[2] if len(tensors) > 2 else None
@@ -321,10 +305,14 @@ def _dense(name, operator, tensors, output, buffers) -> QuantizedDense:
         activation, (-1.0, 1.0)
     )
     activation_min = (
-        -128 if low is None else max(-128, _quantize(low, output_scale, output_zero_point))
+        -128
+        if low is None
+        else max(-128, quantize_activation(low, output_scale, output_zero_point))
     )
     activation_max = (
-        127 if high is None else min(127, _quantize(high, output_scale, output_zero_point))
+        127
+        if high is None
+        else min(127, quantize_activation(high, output_scale, output_zero_point))
     )
     return QuantizedDense(
         name=name,
@@ -386,7 +374,7 @@ def _squash(name, kind, input_tensor, output) -> QuantizedSquash:
         input_zero_point=input_zero_point,
         output_scale=output_scale,
         output_zero_point=output_zero_point,
-        input_multiplier=_round_half_away(fraction * (1 << 31)),
+        input_multiplier=round_half_away(fraction * (1 << 31)),
         input_left_shift=left_shift,
         input_range_radius=calculate_input_radius(4, left_shift),
     )
@@ -430,13 +418,3 @@ def _scale_zero_point(tensor) -> tuple[float, int]:
             "int8 needs a positive scale and a zero point in -128..127"
         )
     return scale, zero_point
-
-
-def _quantize(real: float, scale: float, zero_point: int) -> int:
-    """TFLite's activation-range ``Quantize``: zero_point + round(real / scale) in float."""
-    return zero_point + _round_half_away(float(np.float32(real) / np.float32(scale)))
-
-
-def _round_half_away(value: float) -> int:
-    """``std::round``: to nearest, halves away from zero (Python's round() goes to even)."""
-    return int(math.copysign(math.floor(abs(value) + 0.5), value))

@@ -12,7 +12,8 @@
  * Layers, in order (input ${n_inputs} int8 values):
 ${layer_lines}
  *
- * Weights and requantization tables are const (flash); activations live in static buffers
+ * Build it with denselab_kernels.c (one copy serves every model of a firmware). Weights and
+ * requantization tables are const (flash); activations live in static buffers
  * (${buffer_bytes}), so ${name}_invoke is not re-entrant. No malloc, no
  * float: the int8 arithmetic is TensorFlow Lite Micro's reference kernels (gemmlowp double
  * rounding), bit for bit, so the output bytes equal the TFLM interpreter's on the same .tflite.

@@ -16,10 +16,12 @@ import warnings
 
 import numpy as np
 
-from ._backend import tensorflow as _tensorflow
-from ._io import captured_stderr
-from .errors import DenselabError
-from .model import DenseNetwork
+from .._backend import tensorflow as _tensorflow
+from .._io import captured_stderr
+from ..errors import DenselabError
+from ..model import DenseNetwork
+
+CALIBRATION_SAMPLES = 500  # training samples the converter measures ranges on
 
 # Operators the int8 C engine and this module agree a dense network may become.
 ALLOWED_OPERATORS = ("FULLY_CONNECTED", "SOFTMAX", "LOGISTIC", "TANH")
@@ -76,6 +78,16 @@ def to_tflite(
                 f"{', '.join(ALLOWED_OPERATORS)} (is the network really dense?)"
             )
     return bytes(float_tflite), bytes(int8_tflite)
+
+
+def calibration_samples(
+    x_train: np.ndarray, count: int = CALIBRATION_SAMPLES, seed: int = 0
+) -> np.ndarray:
+    """``count`` training samples drawn without replacement, in their original order: the
+    typical inputs the converter measures each tensor's range on (deploy and search alike)."""
+    count = min(count, len(x_train))
+    chosen = np.random.default_rng(seed).choice(len(x_train), count, replace=False)
+    return np.asarray(x_train)[np.sort(chosen)]
 
 
 def operator_names(tflite: bytes) -> list[str]:

@@ -19,7 +19,7 @@ ${output_multiplier}
 static const int8_t ${c_name}_output_shift[${n_neurons}] = {
 ${output_shift}
 };
-static const dense_layer ${c_name} = {
+static const denselab_fully_connected ${c_name} = {
     .n_used = ${n_used},
     .n_neurons = ${n_neurons},
     .n_runs = ${n_runs},
@@ -36,7 +36,7 @@ static const dense_layer ${c_name} = {
 /* @section softmax */
 /* ${c_name}: SOFTMAX, beta ${beta}
  * input_scale ${input_scale}, input_zero_point ${input_zero_point}; output_scale ${output_scale}, output_zero_point ${output_zero_point} */
-static const softmax_layer ${c_name} = {
+static const denselab_softmax ${c_name} = {
     .size = ${size},
     .input_multiplier = ${input_multiplier},
     .input_left_shift = ${input_left_shift},
@@ -46,7 +46,7 @@ static const softmax_layer ${c_name} = {
 /* @section squash */
 /* ${c_name}: ${KIND}
  * input_scale ${input_scale}, input_zero_point ${input_zero_point}; output_scale ${output_scale}, output_zero_point ${output_zero_point} */
-static const squash_layer ${c_name} = {
+static const denselab_squash ${c_name} = {
     .size = ${size},
     .input_zero_point = ${input_zero_point},
     .input_range_radius = ${input_range_radius},

@@ -2,8 +2,9 @@
 
 The engine has no interpreter, no malloc and no float: ``const`` weight tables, two
 static ping-pong buffers, and the integer arithmetic of TensorFlow Lite Micro's reference
-int8 kernels, reproduced bit for bit (see ``templates/kernels_int8.c``). The constants it
-bakes in come from :mod:`denselab.quantized`, derived exactly as TFLM derives them.
+int8 kernels, reproduced bit for bit. The kernels are a library of their own
+(``templates/denselab_kernels.c``); a model is data (``templates/model.c``, ``layers.c``): its
+constants come from :mod:`denselab.int8.tflite`, derived exactly as TFLM derives them.
 """
 
 from __future__ import annotations
@@ -14,51 +15,68 @@ from string import Template
 
 import numpy as np
 
-from .errors import DenselabError
-from .quantized import QuantizedNetwork, read_int8_tflite
+from ..errors import DenselabError
+from ..int8.tflite import QuantizedNetwork, read_int8_tflite
 
-DENSE_CHUNK = 64  # inputs widened to int16 at a time by dense_int8: 128 bytes of RAM
+KERNELS = ("denselab_kernels.h", "denselab_kernels.c")  # the library every model shares
+KERNELS_VERSION = 1  # DENSELAB_KERNELS_VERSION in denselab_kernels.h
+_KERNEL_CALLS = {  # layer kind -> the kernel that runs it
+    "dense": "denselab_fully_connected_s8",
+    "softmax": "denselab_softmax_s8",
+    "logistic": "denselab_logistic_s8",
+    "tanh": "denselab_tanh_s8",
+}
+
+
+# Names whose {name}.h/.c would replace a file deploy writes or a C standard header.
+RESERVED_NAMES = frozenset(
+    {"test_samples", "harness", "main", "startup"}
+    | {"assert", "ctype", "errno", "float", "limits", "math", "stdarg", "stddef", "stdint"}
+    | {"stdio", "stdlib", "string", "time", "inttypes", "stdbool", "arm_acle", "iso646"}
+)
 
 
 def generate_c(quantized: QuantizedNetwork | bytes, name: str = "model") -> dict[str, str]:
-    """The C99 engine for ``quantized`` (or int8 .tflite bytes): ``{name}.h`` and ``{name}.c``.
+    """The C99 engine for ``quantized`` (or int8 .tflite bytes), as file name -> text.
 
+    ``{name}.h``/``{name}.c`` hold the model (its tables and the call sequence);
+    ``denselab_kernels.h``/``.c`` the kernels, the same for every model.
     ``{name}_invoke(input, output)`` maps int8 ``input`` of shape (n_inputs,) to int8
     ``output`` of shape (n_outputs,), giving the same bytes as the TFLM interpreter.
     """
     if isinstance(quantized, (bytes, bytearray)):
         quantized = read_int8_tflite(quantized)
-    _check_c_name(name)
+    check_model_name(name)
     names = _layer_names(quantized.layers)
     last = len(quantized.layers) - 1
     buffer_sizes = [0, 0]  # ping-pong: layer k writes buffer k % 2, the last writes `output`
     for k, layer in enumerate(quantized.layers[:-1]):
         buffer_sizes[k % 2] = max(buffer_sizes[k % 2], layer.n_outputs)
     buffers = ["buffer_a", "buffer_b"]
+    dense_widths = [layer.n_outputs for layer in quantized.layers if layer.kind == "dense"]
     calls = []
     for k, (layer, c_name) in enumerate(zip(quantized.layers, names, strict=True)):
         source = "input" if k == 0 else buffers[(k - 1) % 2]
         target = "output" if k == last else buffers[k % 2]
-        kernel = "dense" if layer.kind == "dense" else layer.kind
-        calls.append(f"    {kernel}_int8(&{c_name}, {source}, {target});")
-    dense_widths = [layer.n_outputs for layer in quantized.layers if layer.kind == "dense"]
-    scratch = ""
-    if dense_widths:  # dense_int8's int16 chunk of its input and its neurons' running sums
-        scratch = (
-            "/* ---- Scratch for dense_int8 (see below) ---- */\n\n"
-            f"#define DENSE_CHUNK {DENSE_CHUNK}\n"
-            "static int16_t dense_input16[DENSE_CHUNK];\n"
-            f"static int32_t dense_sums[{max(dense_widths)}];\n\n"
-        )
+        scratch = ", dense_sums" if layer.kind == "dense" else ""
+        calls.append(f"    {_KERNEL_CALLS[layer.kind]}(&{c_name}, {source}, {target}{scratch});")
     widths = "-".join(
         str(n)
         for n in [quantized.n_inputs]
         + [layer.n_outputs for layer in quantized.layers if layer.kind == "dense"]
     )
+    static = [
+        f"static int8_t {buffer}[{size}];\n"
+        for buffer, size in zip(buffers, buffer_sizes, strict=True)
+        if size
+    ]
+    if dense_widths:  # the fully connected kernel's running sums, one per neuron
+        static.append(f"static int32_t dense_sums[{max(dense_widths)}];\n")
     fields = {
         "name": name,
         "NAME": name.upper(),
         "widths": widths,
+        "kernels_version": KERNELS_VERSION,
         "n_inputs": quantized.n_inputs,
         "n_outputs": quantized.n_outputs,
         "input_scale": _c_float(quantized.input_scale),
@@ -70,32 +88,28 @@ def generate_c(quantized: QuantizedNetwork | bytes, name: str = "model") -> dict
             for layer, c_name in zip(quantized.layers, names, strict=True)
         ),
         "buffer_bytes": f"{buffer_sizes[0]} + {buffer_sizes[1]} bytes of activations"
-        + (
-            f", {2 * DENSE_CHUNK} + {4 * max(dense_widths)} bytes of dense scratch"
-            if dense_widths
-            else ""
-        ),
-        "scratch": scratch,
-        "kernels": _kernels({layer.kind for layer in quantized.layers}),
+        + (f", {4 * max(dense_widths)} bytes of int32 sums" if dense_widths else ""),
         "tables": "".join(
             _table(layer, c_name) for layer, c_name in zip(quantized.layers, names, strict=True)
         ),
-        "buffers": "".join(
-            f"static int8_t {buffer}[{size}];\n"
-            for buffer, size in zip(buffers, buffer_sizes, strict=True)
-            if size
-        ),
+        "buffers": "".join(static),
         "invoke_body": "\n".join(calls),
     }
     return {
         f"{name}.h": _template("model.h").substitute(fields),
         f"{name}.c": _template("model.c").substitute(fields),
+        **kernel_sources(),
     }
+
+
+def kernel_sources() -> dict[str, str]:
+    """The kernel library, ``denselab_kernels.h`` and ``.c``: one copy serves every model."""
+    return {filename: _template(filename).template for filename in KERNELS}
 
 
 def tflite_c_array(int8_tflite: bytes, name: str = "model") -> dict[str, str]:
     """The flatbuffer as a 16-byte aligned ``const unsigned char {name}_tflite[]`` (for TFLM)."""
-    _check_c_name(name)
+    check_c_name(name)
     array = f"{name}_tflite"
     data = np.frombuffer(bytes(int8_tflite), np.uint8)
     fields = {
@@ -114,7 +128,7 @@ def samples_header(
     inputs_int8: np.ndarray, labels: np.ndarray, name: str = "test_samples"
 ) -> dict[str, str]:
     """A header ``{name}.h`` with int8 inputs of shape (n_samples, n_inputs) and their labels."""
-    _check_c_name(name)
+    check_c_name(name)
     inputs_int8 = np.asarray(inputs_int8)
     labels = np.asarray(labels).reshape(-1)
     if inputs_int8.dtype != np.int8 or inputs_int8.ndim != 2:
@@ -134,21 +148,6 @@ def samples_header(
         "labels": _c_array(labels.astype(int)),
     }
     return {f"{name}.h": _template("test_samples.h").substitute(fields)}
-
-
-_KERNEL_SECTIONS = {  # which parts of templates/kernels_int8.c each layer kind needs
-    "dense": ("requantize", "dense"),
-    "softmax": ("requantize", "fixed_point", "reciprocal", "softmax"),
-    "logistic": ("requantize", "fixed_point", "reciprocal", "squash", "logistic"),
-    "tanh": ("requantize", "fixed_point", "squash", "tanh"),
-}
-
-
-def _kernels(kinds: set[str]) -> str:
-    """Only the kernels this model uses (an unused static function would be a warning)."""
-    sections = _sections("kernels_int8.c")
-    wanted = {section for kind in kinds for section in _KERNEL_SECTIONS[kind]}
-    return "".join(body for section, body in sections.items() if section in wanted)
 
 
 def _layer_names(layers) -> list[str]:
@@ -278,10 +277,19 @@ def _sections(filename: str) -> dict[str, str]:
 
 
 def _template(filename: str) -> Template:
-    path = resources.files("denselab").joinpath("templates").joinpath(filename)
+    path = resources.files("denselab.engine").joinpath("templates").joinpath(filename)
     return Template(path.read_text(encoding="utf-8"))
 
 
-def _check_c_name(name: str) -> None:
+def check_c_name(name: str) -> None:
+    """Refuse a name that is not a plain (ASCII) C identifier."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise DenselabError(f"{name!r} is not a C identifier; use letters, digits and _")
+
+
+def check_model_name(name: str) -> None:
+    """A model's name: a C identifier whose ``{name}.h``/``.c`` clash with no file the engine
+    needs (``denselab_kernels``, ``test_samples``) and no C standard header (``stdint``)."""
+    check_c_name(name)
+    if name in RESERVED_NAMES or name.startswith("denselab_"):
+        raise DenselabError(f"{name!r} is taken by a file the engine needs; choose another name")

@@ -1,0 +1,35 @@
+// window.denselab: what tests/test_pictures_explorer.py (and a curious learner's console) call.
+// Values come back as plain arrays; the browser test waits for `ready` before it touches the page.
+Explorer.testhook = (function () {
+  const { nInputs, classNames, test, testSample } = Explorer.model;
+  const state = Explorer.state;
+  const actions = () => Explorer.actions; // main.js, after this file
+
+  const api = {
+    inputShape: Explorer.data.inputShape.slice(),
+    inputSize: nInputs,
+    classNames: classNames ? classNames.slice() : null,
+    testCount: test ? test.count : 0,
+    setInput(values) {
+      actions().setInput(values);
+      return api.probabilities();
+    },
+    input: () => Array.from(state.input),
+    probabilities: () => Array.from(Explorer.outputs()),
+    outputs: () => Array.from(Explorer.outputs()),
+    activations: () => state.trace.map((step) => Array.from(step.a)),
+    preactivations: () => state.trace.map((step) => Array.from(step.z)),
+    testImage: (i) => Array.from(testSample(i)),
+    testLabel: (i) => test.y[i],
+    misclassified: () => Explorer.gallery.misclassified(),
+    showTestImage(i) {
+      actions().showTestImage(i);
+      return api.probabilities();
+    },
+    selectNeuron: (l, j) => actions().selectNeuron(l, j),
+    clear: () => actions().clear(),
+    ready: false,
+  };
+  window.denselab = api;
+  return api;
+})();
