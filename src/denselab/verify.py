@@ -89,9 +89,12 @@ def verify_folder(folder: str | Path, data: str | None = None) -> dict:
             raise ValueError("report.json fields are not text")
         check_model_name(name)
         int8_tflite = (folder / f"{name}_int8.tflite").read_bytes()
-        engine = generate_c(int8_tflite, name=name)
-        written = {f: (folder / f).read_text() for f in engine}
     except (OSError, ValueError, KeyError, TypeError, DenselabError):
+        raise DenselabError(f"{folder} is not a folder written by `denselab deploy`") from None
+    engine = generate_c(int8_tflite, name=name)  # a damaged .tflite says so here
+    try:
+        written = {f: (folder / f).read_text() for f in engine}
+    except (OSError, ValueError):
         raise DenselabError(f"{folder} is not a folder written by `denselab deploy`") from None
     # Never compile C from the folder itself (it may come from anyone): regenerate it from the
     # .tflite, and say so if the folder's copy is not what deploy writes.

