@@ -235,9 +235,9 @@ def test_mnist_5k_search_finds_half_the_lesson_flash_within_a_point(lesson_run, 
 def test_a_refit_that_diverges_keeps_the_trials_own_model(resumed, tmp_path, monkeypatch):
     import shutil
 
-    from denselab import _search_result, _search_trial
     from denselab.data import load_dataset
-    from denselab.search import VALIDATION_FRACTION, validation_view
+    from denselab.search import VALIDATION_FRACTION, choose, validation_view
+    from denselab.search import trial as search_trial
 
     out = tmp_path / "search"
     shutil.copytree(resumed["out"], out)
@@ -245,9 +245,9 @@ def test_a_refit_that_diverges_keeps_the_trials_own_model(resumed, tmp_path, mon
     chosen["run"] = str(out / "trials" / Path(chosen["trial_run"]).name)
     data = load_dataset(DIGITS["dataset"])
     view = validation_view(data, VALIDATION_FRACTION, 0)
-    spec = _search_trial.SearchSpec("digits", 0.85, None, None, 4, 0, str(out / "trials"))
-    monkeypatch.setattr(_search_trial, "train_candidate", lambda *args, **kwargs: None)
-    kept = _search_result._keep_chosen(chosen, spec, data, view, out)
+    spec = search_trial.SearchSpec("digits", 0.85, None, None, 4, 0, str(out / "trials"))
+    monkeypatch.setattr(search_trial, "train_candidate", lambda *args, **kwargs: None)
+    kept = choose.keep_chosen(chosen, spec, data, view, out)
     assert kept["chosen_model"] == "the search trial's model, not retrained"
     assert kept["flash_bytes"] == chosen["trial_flash_bytes"]
     trial = json.loads((Path(chosen["run"]) / "history.json").read_text())

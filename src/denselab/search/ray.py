@@ -2,7 +2,7 @@
 
 ``OptunaSearch`` asks the same SQLite study the local runner uses, with the same sampler
 and search space; ``MedianStoppingRule`` is the local median pruner in Ray's terms; every
-worker runs :func:`denselab._search_trial.ray_trainable`, one trial per CPU.
+worker runs :func:`ray_trainable` (the same :func:`.trial.run_trial`), one trial per CPU.
 """
 
 from __future__ import annotations
@@ -11,23 +11,21 @@ import functools
 import time
 from pathlib import Path
 
-from ._search_trial import (
+from ..data import Dataset
+from ..errors import DenselabError
+from .runners import STUDY_NAME, open_storage, prepare_worker, sampler
+from .trial import (
     MEASUREMENTS,
     PRUNE_AFTER_EPOCHS,
     PRUNE_AFTER_TRIALS,
     SearchSpec,
-    _storage,
-    ray_trainable,
-    sampler,
+    run_trial,
     suggest,
 )
-from .data import Dataset
-from .errors import DenselabError
 
 
 def run_on_ray(
     storage_url: str,
-    study_name: str,
     spec: SearchSpec,
     view: Dataset,
     remaining: int,
@@ -66,8 +64,8 @@ def run_on_ray(
             metric="score",
             mode="min",
             sampler=sampler(spec.seed + 1000 * (total - remaining), total),
-            study_name=study_name,
-            storage=_storage(storage_url),
+            study_name=STUDY_NAME,
+            storage=open_storage(storage_url),
         )
         scheduler = MedianStoppingRule(
             time_attr="training_iteration",
@@ -97,6 +95,19 @@ def run_on_ray(
     finally:
         if started:
             ray.shutdown()
+
+
+def ray_trainable(config: dict, spec: SearchSpec, view: Dataset) -> None:
+    """One trial as a Ray Tune function trainable: one ``tune.report`` per epoch, then the
+    final score with the measurements."""
+    from ray import tune
+
+    prepare_worker()
+    on_epoch = lambda epoch, intermediate: tune.report({"score": intermediate})  # noqa: E731
+    result = run_trial(int(config["number"]), config, view, spec, on_epoch)
+    if result is not None:
+        value, measurements = result
+        tune.report({"score": value, "final": True, **measurements})
 
 
 def _recording_optuna_search(**options):
