@@ -53,8 +53,8 @@ def c_engine_invoke(
     Returns the int8 outputs, shape (n_samples, n_outputs).
     """
     name = _engine_name(sources)
-    n_inputs = _define(sources[f"{name}.h"], f"{name.upper()}_INPUT_SIZE")
-    n_outputs = _define(sources[f"{name}.h"], f"{name.upper()}_OUTPUT_SIZE")
+    n_inputs = header_define(sources[f"{name}.h"], f"{name.upper()}_INPUT_SIZE")
+    n_outputs = header_define(sources[f"{name}.h"], f"{name.upper()}_OUTPUT_SIZE")
     inputs_int8 = check_inputs(inputs_int8, n_inputs)
     compiler = require_tool("gcc")
     with tempfile.TemporaryDirectory(prefix="denselab-c-") as folder:
@@ -64,7 +64,7 @@ def c_engine_invoke(
         program = folder / "harness"
         flags = SANITIZE_FLAGS if sanitize else ["-O2"]
         units = ["harness.c", *sorted(f for f in sources if f.endswith(".c"))]
-        _run([compiler, *C_FLAGS, *flags, *units, "-o", str(program)], folder)
+        run_tool([compiler, *C_FLAGS, *flags, *units, "-o", str(program)], folder)
         result = subprocess.run(
             [str(program)], input=inputs_int8.tobytes(), capture_output=True, cwd=folder
         )
@@ -101,13 +101,13 @@ def c_engine_size(sources: dict[str, str], name: str = "model") -> dict:
     with tempfile.TemporaryDirectory(prefix="denselab-size-") as folder:
         folder = Path(folder)
         _write_sources(folder, sources)
-        _run(
+        run_tool(
             [compiler, *flags, "-ffunction-sections", "-fdata-sections", *units]
             + ["-nostdlib", "-nostartfiles", "-static", "-Wl,--gc-sections"]
             + [f"-Wl,-e,{name}_invoke", "-o", "engine.elf"],
             folder,
         )
-        report = _run([size_tool, "engine.elf"], folder)
+        report = run_tool([size_tool, "engine.elf"], folder)
     text, data, bss = (int(v) for v in report.splitlines()[1].split()[:3])
     return {
         "flash_bytes": text + data,
@@ -132,7 +132,8 @@ def _engine_name(sources: dict[str, str]) -> str:
     return names[0]
 
 
-def _define(header: str, macro: str) -> int:
+def header_define(header: str, macro: str) -> int:
+    """The value of ``#define macro N`` in a generated header."""
     match = re.search(rf"^#define {macro} (\d+)$", header, flags=re.MULTILINE)
     if match is None:
         raise DenselabError(f"the header does not define {macro}")
@@ -153,8 +154,9 @@ def require_tool(tool: str) -> str:
     return path
 
 
-def _run(command: list[str], folder: Path) -> str:
-    """Run a compiler step; a failure is a bug in the generated C, so RuntimeError."""
+def run_tool(command: list[str], folder: Path) -> str:
+    """Run a compiler or binutils step in ``folder``; a failure is a bug in the generated C
+    (or in denselab), never the user's, so RuntimeError."""
     result = subprocess.run(command, cwd=folder, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
