@@ -99,10 +99,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="dataset for calibration and checks (default: the run's)")
     p.add_argument("--out", required=True, help="folder to write into")
     p.add_argument("--name", default="model", help="C prefix and file names (default model)")
+    p.add_argument(
+        "--target",
+        default="cortex-m4",
+        choices=["cortex-m0plus", "cortex-m4", "cortex-m7", "none"],
+        help="also run the engine on this emulated core when arm-none-eabi-gcc and unicorn "
+        "are installed (default cortex-m4; none skips it)",
+    )
 
     p = command("verify", "rerun deploy's comparisons on a folder it wrote")
     p.add_argument("folder", help="a folder written by `denselab deploy`")
     p.add_argument("--data", help="dataset (default: the one deploy used)")
+    p.add_argument(
+        "--target",
+        choices=["cortex-m0plus", "cortex-m4", "cortex-m7"],
+        help="also build for this core and run every test sample and extreme input on it, "
+        "emulated (needs arm-none-eabi-gcc and unicorn)",
+    )
 
     p = command("plot", "pictures: learning curves, first-layer weights, confusion, mistakes")
     p.add_argument("model", help="a run folder or a .keras/.h5 file")
@@ -245,13 +258,14 @@ def _datasets(args) -> dict:
 def _deploy(args) -> dict:
     from .deploy import deploy
 
-    return deploy(args.model, data=args.data, out=args.out, name=args.name)
+    target = None if args.target == "none" else args.target
+    return deploy(args.model, data=args.data, out=args.out, name=args.name, target=target)
 
 
 def _verify(args) -> dict:
     from .verify import verify_folder
 
-    return verify_folder(args.folder, data=args.data)
+    return verify_folder(args.folder, data=args.data, target=args.target)
 
 
 def _search(args) -> dict:

@@ -272,11 +272,12 @@ def tour(seed: int = 0, epochs: int = 20, out: str | Path | None = None) -> dict
     report.say("pictures: " + ", ".join(str(p) for p in pictures))
     page = write_explorer(run.path, run.path / "explorer.html", data=data)
     report.say(f"explorer page (works offline; draw a digit, watch every neuron): {page}")
+    on_chip = _on_the_chip(run.path, data)
     report.heading("Next")
     report.say(
         f"denselab explain {run.path} --index 0     # test image 0, neuron by neuron\n"
         f"denselab inspect {run.path} --layer 1 --neuron 0\n"
-        f"denselab deploy {run.path} --out {run.path}/deploy   # int8 + C for a microcontroller"
+        f"denselab verify {run.path}/deploy --target cortex-m0plus   # the same C on a smaller core"
     )
     return {
         "neuron": lesson_1,
@@ -289,4 +290,36 @@ def tour(seed: int = 0, epochs: int = 20, out: str | Path | None = None) -> dict
         },
         "pictures": [str(p) for p in pictures],
         "explorer": str(page),
+        "on_the_chip": on_chip,
     }
+
+
+def _on_the_chip(run_folder: Path, data) -> dict:
+    """The tour's last step: int8 + C (deploy), run on an emulated Cortex-M4 when the tools are
+    installed; otherwise what was skipped and how to install it."""
+    from importlib.util import find_spec
+
+    from .deploy import deploy
+    from .target import available
+    from .views import target_line
+
+    report.heading("On the chip: int8, C, and an emulated Cortex-M4")
+    if find_spec("tensorflow") is None or find_spec("tflite_micro") is None:
+        why = "TensorFlow and TFLite Micro are not installed; pip install 'denselab[deploy]'"
+        report.say(f"skipped: {why}")
+        return {"skipped": why}
+    ready, why = available()
+    folder = run_folder / "deploy"
+    with report.quieted():
+        result = deploy(run_folder, data=data, out=folder, target="cortex-m4" if ready else None)
+    if not ready:
+        report.say(f"deployed to {folder}; the emulated Cortex-M4 was skipped: {why}")
+        return {"deploy": str(folder), "skipped": why}
+    chip = result["target"]  # deploy raised CheckFailed had any byte differed
+    report.say(
+        f"your network on a Cortex-M4: 0 of {chip['inputs']:,} outputs differ from TensorFlow "
+        f"Lite Micro; {chip['instructions']['median']:,} instructions ~ "
+        f"{chip['ms_at_64_mhz']:.1f} ms at 64 MHz (deployed to {folder})"
+    )
+    report.say(target_line(chip))
+    return {"deploy": str(folder), "target": chip}

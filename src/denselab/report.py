@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -25,8 +26,35 @@ def quiet(enabled: bool = True) -> None:
     _quiet = enabled
 
 
+@contextlib.contextmanager
+def quieted() -> Iterator[None]:
+    """Silence this module within the block (a step whose own lines would repeat a summary)."""
+    global _quiet
+    before, _quiet = _quiet, True
+    try:
+        yield
+    finally:
+        _quiet = before
+
+
 def is_quiet() -> bool:
     return _quiet
+
+
+@contextlib.contextmanager
+def silenced() -> Iterator[None]:
+    """Nothing shows inside this block (a library call whose numbers are wanted, not its text)."""
+    global _quiet
+    before, _quiet = _quiet, True
+    try:
+        yield
+    finally:
+        _quiet = before
+
+
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (rich then draws into the notebook)."""
+    return _console.is_jupyter
 
 
 def plain(text: str) -> str:
@@ -96,11 +124,35 @@ class _Bar:
             self._progress.update(self._task, **fields)
 
 
+class _Lines:
+    """A progress "bar" for notebooks: one line at each quarter of the work, and at its end."""
+
+    def __init__(self, description: str, total: int):
+        self._description, self._total, self._done = description, max(1, total), 0
+        self._started = time.perf_counter()
+        self._next = self._total / 4
+
+    def advance(self, steps: int = 1, **fields: Any) -> None:
+        self._done += steps
+        if self._done >= min(self._next, self._total) and not _quiet:
+            while self._next <= self._done:
+                self._next += self._total / 4
+            seconds = time.perf_counter() - self._started
+            status = fields.get("status", "")
+            print(f"{self._description} {self._done}/{self._total}  {status}  ({seconds:.1f} s)")
+
+    def update(self, **fields: Any) -> None:
+        pass
+
+
 @contextlib.contextmanager
 def progress(description: str, total: int, unit: str = "") -> Iterator[_Bar]:
     """A progress bar on standard error; ``bar.advance(status="loss 0.31")`` moves it."""
     if _quiet or not sys.stderr:
         yield _Bar(None, None)
+        return
+    if in_notebook():  # rich's live bar needs ipywidgets there; a few plain lines need nothing
+        yield _Lines(description, total)
         return
     columns = [
         TextColumn("{task.description}"),

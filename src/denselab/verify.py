@@ -76,8 +76,87 @@ def measure(
     return result
 
 
-def verify_folder(folder: str | Path, data: str | None = None) -> dict:
-    """Rerun deploy's comparisons (Keras, TFLite Micro, C engine) on a folder it wrote."""
+TARGET_CLOCK_HZ = 64_000_000  # the nRF52840's Cortex-M4 (Arduino Nano 33 BLE Sense)
+EMULATED_NOTE = (
+    "emulated, not silicon: instructions are exact; cycles are estimated from the core's "
+    "timings with zero wait states, no caches and no interrupts"
+)
+
+
+def extreme_inputs(n_inputs: int, n_random: int = 64, seed: int = 0) -> np.ndarray:
+    """Inputs no dataset may hold: all -128, all 127, and ``n_random`` uniform int8 rows."""
+    rng = np.random.default_rng(seed)
+    rows = [np.full(n_inputs, -128), np.full(n_inputs, 127)]
+    rows += list(rng.integers(-128, 128, size=(n_random, n_inputs)))
+    return np.asarray(rows, dtype=np.int8)
+
+
+def measure_on_target(
+    int8_tflite: bytes,
+    engine: dict[str, str],
+    dataset: Dataset,
+    target: str = "cortex-m4",
+    name: str = "model",
+    opt: str = "-O2",
+) -> dict:
+    """The engine on an emulated Cortex-M core: every test sample plus :func:`extreme_inputs`,
+    each output byte compared with TFLite Micro's on this computer, and what it cost there.
+
+    Returns ``differing_inputs`` (0 means bit-exact), instructions and estimated cycles per
+    inference (min / median / max), the time at ``TARGET_CLOCK_HZ``, peak stack, and the
+    engine's flash and RAM as linked for that core.
+    """
+    from .int8.tflite import read_int8_tflite
+    from .int8.tflm import tflm_invoke
+    from .target import run_on_target
+
+    quantized = read_int8_tflite(int8_tflite)
+    inputs = np.concatenate(
+        [quantized.quantize_input(dataset.x_test), extreme_inputs(quantized.n_inputs)]
+    )
+    report.say(f"running {len(inputs):,} inputs on an emulated {target} ({opt})")
+    run = run_on_target(engine, inputs, name=name, target=target, opt=opt)
+    expected = tflm_invoke(int8_tflite, inputs)
+    instructions, cycles = run.instructions, run.cycles
+    return {
+        "core": target,
+        "opt": opt,
+        "inputs": len(inputs),
+        "differing_inputs": int(np.any(run.outputs != expected, axis=1).sum()),
+        "instructions": _spread(instructions),
+        "cycles_estimate": _spread(cycles),
+        "ms_at_64_mhz": float(np.median(cycles)) / TARGET_CLOCK_HZ * 1000,
+        "stack_bytes": run.stack_bytes,
+        "flash_bytes": run.flash_bytes,
+        "ram_bytes": run.ram_bytes,
+        "note": EMULATED_NOTE,
+    }
+
+
+def target_or_skip(int8_tflite, engine, dataset, target: str | None, name: str) -> dict | None:
+    """:func:`measure_on_target` when the cross compiler and emulator are here; otherwise a
+    ``{"skipped": why and how to install}`` note (deploy goes on without the chip)."""
+    from .target import available
+
+    if target is None:
+        return None
+    ready, why = available()
+    if not ready:
+        return {"core": target, "skipped": why}
+    return measure_on_target(int8_tflite, engine, dataset, target=target, name=name)
+
+
+def _spread(values: np.ndarray) -> dict:
+    return {
+        "min": int(np.min(values)),
+        "median": int(np.median(values)),
+        "max": int(np.max(values)),
+    }
+
+
+def verify_folder(folder: str | Path, data: str | None = None, target: str | None = None) -> dict:
+    """Rerun deploy's comparisons (Keras, TFLite Micro, C engine) on a folder it wrote; with
+    ``target`` (e.g. "cortex-m4"), also on that emulated core (it must be installed)."""
     from .engine import check_model_name, generate_c
     from .model import load_model
 
@@ -112,9 +191,32 @@ def verify_folder(folder: str | Path, data: str | None = None) -> dict:
         "name": name,
         **measure(int8_tflite, engine, dataset, model=model, name=name),
     }
-    if result["c_vs_tflm_differing_samples"]:
-        raise CheckFailed(f"{result['c_vs_tflm_differing_samples']} test samples differ")
+    if target is not None:
+        from .target import TARGETS, available
+
+        if target not in TARGETS:
+            raise DenselabError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+        ready, why = available()
+        if not ready:
+            raise DenselabError(f"cannot run on {target}: {why}")
+        result["target"] = measure_on_target(int8_tflite, engine, dataset, target, name=name)
+    check_bit_exact(result)
     return result
+
+
+def check_bit_exact(result: dict) -> None:
+    """Raise :class:`CheckFailed` (exit status 1) if the C engine differed from TFLite Micro
+    in any byte, on this computer or on the emulated core."""
+    differing = result["c_vs_tflm_differing_samples"]
+    on_target = (result.get("target") or {}).get("differing_inputs", 0)
+    if differing or on_target:
+        where = [f"{differing} test samples on this computer"] if differing else []
+        if on_target:
+            where.append(f"{on_target} inputs on the emulated {result['target']['core']}")
+        raise CheckFailed(
+            f"the C engine differs from TFLite Micro on {' and '.join(where)}; "
+            f"report in {result.get('folder', '')}"
+        )
 
 
 def labels(dataset: Dataset) -> np.ndarray:

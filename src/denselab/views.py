@@ -135,6 +135,25 @@ def deploy(result: dict) -> None:
     report.table(f"deploy report: {folder}", ["", "value"], rows)
     verdict = "bit-exact" if result["c_vs_tflm_differing_samples"] == 0 else "DIFFERENT"
     report.say(f"C engine vs TFLite Micro on every test sample: {verdict}")
+    if result.get("target"):
+        report.say(target_line(result["target"]))
+
+
+def target_line(target: dict) -> str:
+    """One line for the emulated core: bytes that differ, instructions, cycles, memory."""
+    core = target["core"].replace("cortex-m", "Cortex-M").replace("0plus", "0+")
+    if "skipped" in target:
+        return f"{core}: skipped ({target['skipped']})"
+    spread = target["instructions"]
+    return (
+        f"{core} ({target['opt']}, emulated): {target['differing_inputs']} of "
+        f"{target['inputs']:,} inputs differ from TFLite Micro; "
+        f"{spread['median']:,} instructions per inference ({spread['min']:,}-{spread['max']:,}), "
+        f"~{target['cycles_estimate']['median']:,} cycles, ~{target['ms_at_64_mhz']:.2f} ms at "
+        f"64 MHz; flash {target['flash_bytes']:,} B, RAM {target['ram_bytes']:,} B + stack "
+        f"{target['stack_bytes']:,} B. Emulated counts are not silicon: no wait states, caches "
+        "or interrupts."
+    )
 
 
 verify = deploy

@@ -41,6 +41,8 @@ def run_on_target(
     name: str = "model",
     target: str = "cortex-m4",
     opt: str = "-O2",
+    defines: tuple[str, ...] | list[str] = (),
+    count: bool = True,
 ) -> TargetRun:
     """Cross-compile the engine for ``target`` and run each sample through ``{name}_invoke``.
 
@@ -53,6 +55,8 @@ def run_on_target(
     name : the engine's C name, as given to ``generate_c``.
     target : one of ``TARGETS``: "cortex-m0plus", "cortex-m4" or "cortex-m7".
     opt : gcc optimization level, e.g. "-O2" or "-Os".
+    defines : extra ``-DNAME`` flags, e.g. ``-DDENSELAB_PORTABLE`` for the portable kernel.
+    count : count instructions and cycles per inference; False compares bytes ~10x faster.
 
     Returns
     -------
@@ -68,5 +72,5 @@ def run_on_target(
     ready, message = available()
     if not ready:
         raise DenselabError(message)
-    image = build_image(sources, harness_c(name), target=target, opt=opt)
-    return emulate(image, inputs_int8, n_outputs)
+    image = build_image(sources, harness_c(name), target=target, opt=opt, defines=defines)
+    return emulate(image, inputs_int8, n_outputs, count=count)

@@ -88,7 +88,11 @@ def toolchain_missing() -> str | None:
 
 
 def build_image(
-    sources: dict[str, str], harness_c: str, target: str = "cortex-m4", opt: str = "-O2"
+    sources: dict[str, str],
+    harness_c: str,
+    target: str = "cortex-m4",
+    opt: str = "-O2",
+    defines: tuple[str, ...] | list[str] = (),
 ) -> Image:
     """Compile every ``.c`` in ``sources`` plus ``harness_c`` for ``target`` and link them.
 
@@ -101,9 +105,13 @@ def build_image(
         The C file with ``main`` that drives the engine.
     target : one of ``TARGETS``.
     opt : gcc optimization level, e.g. ``"-O2"`` or ``"-Os"``.
+    defines : preprocessor flags such as ``-DDENSELAB_PORTABLE`` (the benchmark's baseline).
     """
     _check(sources, target, opt)
-    flags = [f"-mcpu={target}", *_CORE_FLAGS, *_SECTION_FLAGS, *C_FLAGS, opt]
+    for define in defines:
+        if not re.fullmatch(r"-D[A-Za-z_][A-Za-z0-9_]*(=[A-Za-z0-9_]+)?", define):
+            raise DenselabError(f"{define!r} is not a -DNAME or -DNAME=VALUE flag")
+    flags = [f"-mcpu={target}", *_CORE_FLAGS, *_SECTION_FLAGS, *C_FLAGS, *defines, opt]
     data = resources.files("denselab").joinpath("target")
     with tempfile.TemporaryDirectory(prefix="denselab-target-") as folder:
         folder = Path(folder)

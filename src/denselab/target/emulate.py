@@ -97,6 +97,10 @@ class TargetRun:
     opt: str
 
     def __repr__(self) -> str:
+        if not len(self.instructions):
+            return (
+                f"TargetRun({self.target} {self.opt}, {len(self.outputs)} inferences, not counted)"
+            )
         return (
             f"TargetRun({self.target} {self.opt}, {len(self.instructions)} inferences, "
             f"{int(np.median(self.instructions)):,} instructions and "
@@ -155,11 +159,13 @@ def run(uc, image: Image, timeout_seconds: float = 600.0) -> None:
         raise RuntimeError(f"the program did not finish in {timeout_seconds:g} s (pc 0x{pc:08x})")
 
 
-def emulate(image: Image, inputs_int8: np.ndarray, n_outputs: int) -> TargetRun:
+def emulate(image: Image, inputs_int8: np.ndarray, n_outputs: int, count: bool = True) -> TargetRun:
     """Run every sample through the image's ``{name}_invoke`` on the emulated core.
 
     inputs_int8 : ndarray of shape (n_samples, n_inputs), int8, already checked.
     n_outputs : the engine's output size.
+    count : count instructions and cycles (a Python hook per basic block, ~10x slower);
+        without it ``instructions`` and ``cycles`` are empty and only the bytes are compared.
     """
     from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE
 
@@ -167,7 +173,8 @@ def emulate(image: Image, inputs_int8: np.ndarray, n_outputs: int) -> TargetRun:
     uc = emulator(image, host_io(inputs_int8, n_outputs))
     counter = _Counter(image)
     start, end = image.engine_text
-    uc.hook_add(UC_HOOK_BLOCK, counter.on_block, begin=start, end=end - 1)
+    if count:
+        uc.hook_add(UC_HOOK_BLOCK, counter.on_block, begin=start, end=end - 1)
     mark = image.address("denselab_inference_start")
     uc.hook_add(UC_HOOK_CODE, counter.on_inference_start, begin=mark, end=mark)
     run(uc, image, timeout_seconds=600.0 + 0.5 * n_samples)
@@ -180,8 +187,8 @@ def emulate(image: Image, inputs_int8: np.ndarray, n_outputs: int) -> TargetRun:
     stack_bytes = counter.stack_pointer - _lowest_stack_write(uc, image) if n_samples else 0
     return TargetRun(
         outputs=outputs.reshape(n_samples, n_outputs).copy(),
-        instructions=np.diff(totals[:, 0]),
-        cycles=np.diff(totals[:, 1]),
+        instructions=np.diff(totals[:, 0]) if count else np.zeros(0, np.int64),
+        cycles=np.diff(totals[:, 1]) if count else np.zeros(0, np.int64),
         stack_bytes=max(0, stack_bytes),
         flash_bytes=image.flash_bytes,
         ram_bytes=image.ram_bytes,
