@@ -52,12 +52,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=500, help="epochs of SGD (default 500)")
     p.add_argument("--x", type=float, default=10.0, help="the x to predict (default 10)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", help="also save a run folder, for `denselab explore` and `plot`")
 
     p = command("train", "lesson 2: train a dense network on a dataset and save the run")
     p.add_argument("dataset", nargs="?", help="a name from `denselab datasets`, or a .npz/.csv")
     p.add_argument("--layers", help="neurons per layer, output last (default 20,<classes>)")
     p.add_argument("--activations", help="one per layer (default relu..., softmax or linear)")
-    p.add_argument("--epochs", type=int, default=20, help="default 20, as the lesson")
+    p.add_argument("--epochs", type=int, help="default 20, as the lesson (line: 500, as lesson 1)")
     p.add_argument("--batch-size", type=int, help="default 32, as Keras's fit")
     p.add_argument("--learning-rate", type=float, help="peak learning rate (default 0.002)")
     p.add_argument(
@@ -65,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
         choices=["cosine", "constant"],
         help="learning rate: cosine decay to 0 (default) or constant (the course's)",
     )
-    p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
+    p.add_argument(
+        "--optimizer", choices=["adam", "sgd"], help="default adam (line: sgd, as lesson 1)"
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--target", help="CSV target column, by name or index (default last)")
     p.add_argument("--task", choices=["classification", "regression"], help="default: guessed")
@@ -87,6 +90,13 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--data", help="dataset name or .npz/.csv (default: the run's dataset)")
         p.add_argument("--index", type=int, help="test sample index (default 0)")
         p.add_argument("--input", help="a .npy array or a PNG/JPEG image instead of --index")
+        if name == "explain":
+            p.add_argument(
+                "--int8",
+                action="store_true",
+                help="the int8 computation the chip does (MODEL may be a deploy folder), "
+                "checked against TFLite Micro",
+            )
 
     p = command("evaluate", "loss and accuracy on a dataset's test split")
     p.add_argument("model", help="a .keras/.h5 file or a run folder")
@@ -201,7 +211,9 @@ def _tour(args) -> dict:
 def _neuron(args) -> dict:
     from .lessons import neuron_lesson
 
-    return neuron_lesson(hidden=args.hidden, epochs=args.epochs, x=args.x, seed=args.seed)
+    return neuron_lesson(
+        hidden=args.hidden, epochs=args.epochs, x=args.x, seed=args.seed, out=args.out
+    )
 
 
 def _train(args) -> dict:
@@ -232,6 +244,10 @@ def _inspect(args) -> dict:
 
 
 def _explain(args) -> dict:
+    if args.int8:
+        from .explain_int8 import explain_int8
+
+        return explain_int8(args.model, args.data, index=args.index, input_path=args.input)
     from .explain import explain_sample
 
     return explain_sample(args.model, args.data, index=args.index, input_path=args.input)

@@ -26,25 +26,35 @@ def pictures(result: dict) -> None:
 def inspect(result: dict) -> None:
     rows = [
         (
-            r["layer"],
+            f"{number}: {r['layer']}",
             tuple(r["kernel_shape"]),
-            tuple(r["bias_shape"]),
+            f"{r['kernel_size']:,}",
+            f"{r['bias_size']:,}",
             f"{r['params']:,}",
             r["activation"],
         )
-        for r in result["layers"]
+        for number, r in enumerate(result["layers"], start=1)
     ]
     report.table(
-        f"{result['model']}: {result['summary']}, {result['params']:,} parameters",
-        ["layer", "kernel shape", "bias shape", "params", "activation"],
+        f"{report.plain(result['model'])}: {result['summary']}, {result['params']:,} parameters",
+        ["layer", "kernel shape", "get_weights()[0].size", "get_weights()[1].size", "params", ""],
         rows,
     )
+    for number, r in enumerate(result["layers"], start=1):
+        n_inputs, n_neurons = r["kernel_shape"]
+        report.say(
+            f"layer_{number}.get_weights()[0].size = {r['kernel_size']:,} = {n_inputs} inputs x "
+            f"{n_neurons} neurons (a weight for every input in every neuron); "
+            f"[1].size = {r['bias_size']:,} (one bias per neuron)"
+        )
+    report.say(result["indexing"])
     neuron = result.get("neuron")
     if neuron is None:
         return
     report.say(
-        f"layer {neuron['layer']}, neuron {neuron['neuron']}: {neuron['n_weights']} weights "
-        f"(kernel column {neuron['neuron']}: row i is input i) and bias {neuron['bias']:+.6f}"
+        f"layer {neuron['layer']}, neuron {neuron['name']} (--neuron {neuron['neuron']}: the "
+        f"kernel's column {neuron['neuron']}, counted from 0): {neuron['n_weights']} weights "
+        f"(row i is input i) and bias {neuron['bias']:+.6f}"
     )
     shown = np.array(neuron["weights"])
     with np.printoptions(precision=4, suppress=True, linewidth=100, threshold=100):
@@ -56,6 +66,8 @@ def inspect(result: dict) -> None:
 
 
 def explain(result: dict) -> None:
+    if "bit_exact" in result:
+        return explain_int8(result)
     report.heading(f"{result['source']}: the forward pass by hand, from get_weights()")
     for number, (layer, neurons) in enumerate(
         zip(result["network"], result["layers"], strict=True), start=1
@@ -65,7 +77,7 @@ def explain(result: dict) -> None:
             f"inputs -> {layer['n_neurons']} neurons, {layer['activation']}; "
             "each = sum(input * weight) + bias"
         )
-        report.code("\n".join(f"n{n['neuron']}: {n['formula']}" for n in neurons))
+        report.code("\n".join(f"{n['name']}: {n['formula']}" for n in neurons))
         if layer["activation"] == "softmax":
             report.say("softmax turns the sums into probabilities: p_j = exp(z_j) / sum_k exp(z_k)")
     report.say(f"by hand:       {_vector(result['hand_prediction'])}")
@@ -73,8 +85,91 @@ def explain(result: dict) -> None:
     report.say(f"largest difference: {result['max_abs_diff']:.2e}")
 
 
+def explain_int8(result: dict) -> None:
+    """The int8 network, neuron by neuron, as the chip computes it."""
+    report.heading(f"{result['source']}: the int8 network as the chip computes it")
+    report.say(
+        f"input: q = round(x / {result['input_scale']:.6g}) + {result['input_zero_point']}, "
+        "clamped to -128..127"
+    )
+    for number, layer in enumerate(result["layers"], start=1):
+        if layer["kind"] != "dense":
+            _int8_activation(number, layer)
+            continue
+        report.say(
+            f"[bold]layer {number} (FULLY_CONNECTED, {report.plain(layer['name'])})[/]: "
+            f"{layer['n_inputs']} int8 inputs (zero point {layer['input_zero_point']}) -> "
+            f"{layer['n_neurons']} neurons, fused {layer['fused_activation']}, output zero point "
+            f"{layer['output_zero_point']}, scale {layer['output_scale']:.6g}"
+        )
+        report.code("\n".join(_int8_neuron(n, layer) for n in layer["neurons"]))
+        if layer["max_abs_error"] is not None:
+            report.say(
+                f"int8 vs float on this layer: largest difference {layer['max_abs_error']:.4g}, "
+                f"mean {layer['mean_abs_error']:.4g}"
+            )
+    verdict = "bit-exact" if result["bit_exact"] else "DIFFERENT"
+    report.say(f"int8 output: {result['output_int8']}")
+    report.say(f"TFLite Micro: {result['tflm_output_int8']}  ({verdict})")
+    if "int8_class" in result:
+        agree = "agree" if result["int8_class"] == result["float_class"] else "DISAGREE"
+        report.say(
+            f"int8 class {result['int8_class']}, float class {result['float_class']} ({agree})"
+        )
+
+
+def _int8_neuron(n: dict, layer: dict) -> str:
+    terms = " ".join(f"{t['weight']:+d}*{t['centred']:+d}" for t in n["top_terms"])
+    more = layer["n_inputs"] - len(n["top_terms"])
+    rest = f" + [{more} more]" if more > 0 else ""
+    clamp = f"clamp[{n['activation_min']},{n['activation_max']}]"
+    float_part = "" if n["float"] is None else f"; float {n['float']:.5g}"
+    return (
+        f"N{n['neuron']}: acc = bias {n['bias']:+d} + sum w*(q-zp) ({terms}{rest}) = {n['acc']}\n"
+        f"    x M = {n['output_multiplier']} * 2^({n['output_shift']}-31) = "
+        f"{n['real_multiplier']:.6g}: high_mul {n['high_mul']}, rounded shift -> {n['result']}, "
+        f"+ zp {layer['output_zero_point']} = {n['plus_zero_point']}, {clamp} -> {n['int8']} "
+        f"(= {n['real']:.5g}{float_part})"
+    )
+
+
+def _int8_activation(number: int, layer: dict) -> None:
+    if layer["kind"] == "softmax":
+        report.say(
+            f"[bold]layer {number} (SOFTMAX)[/]: largest input {layer['max_input']}; each "
+            f"difference scaled to Q5.26 (multiplier {layer['input_multiplier']}, shift "
+            f"{layer['input_left_shift']}), exp in Q0.31, sum {layer['sum_of_exps_q12_19']} "
+            f"(Q12.19), reciprocal {layer['reciprocal_q0_31']} (Q0.31), output = "
+            f"exp * reciprocal / 2^{layer['exponent']} - 128"
+        )
+        report.code(
+            "\n".join(
+                f"N{c}: diff {o['diff']}"
+                + (
+                    " (below diff_min: 0)"
+                    if o.get("below_diff_min")
+                    else f", scaled {o['scaled_diff_q5_26']}, exp {o['exp_q0_31']}"
+                )
+                + f" -> {o['int8']} (= {o['real']:.4f})"
+                for c, o in enumerate(layer["outputs"], start=1)
+            )
+        )
+    else:
+        report.say(f"[bold]layer {number} ({layer['kind'].upper()})[/]: TFLM's fixed-point kernel")
+
+
 def predict(result: dict) -> None:
-    report.heading(f"predict {result['source']}")
+    report.heading(f"predict {report.plain(result['source'])}")
+    if result.get("model_input") is not None:
+        report.say("what the model saw, after preprocessing the picture as MNIST was made:")
+        report.code(image_text(result["model_input"]))
+        report.say(
+            "\n".join(
+                f"  {number}. {step}"
+                for number, step in enumerate(result["preprocessing"], start=1)
+            )
+        )
+    _stand_in(result.get("dataset"))
     output, label = result["output"], result["label"]
     if len(output) > 1:
         rows = [(i, f"{p:.6f}", "#" * int(round(p * 40))) for i, p in enumerate(output)]
@@ -92,6 +187,20 @@ def evaluate(result: dict) -> None:
         ["metric", "value"],
         [(k, _fmt(v)) for k, v in shown.items()],
     )
+    _stand_in(result.get("dataset"))
+
+
+def _stand_in(dataset: str | None) -> None:
+    from .data import stand_in_note
+
+    if dataset and stand_in_note(dataset):
+        report.say(f"note: {stand_in_note(dataset)}.")
+
+
+def image_text(image, shades: str = " .:-=+*#%@") -> str:
+    """A grey image (rows of values in [0, 1]) as text, two characters per pixel."""
+    levels = np.clip(np.round(np.asarray(image, dtype=float) * (len(shades) - 1)), 0, None)
+    return "\n".join("".join(shades[int(v)] * 2 for v in row) for row in levels)
 
 
 def datasets(result: dict) -> None:
@@ -123,16 +232,21 @@ _DEPLOY_ROWS = {
 }
 
 
-def deploy(result: dict) -> None:
-    """The deploy (or verify) report: sizes, accuracies and the bit-exactness verdict."""
-    folder = result.get("folder", "")
+def deploy_rows(result: dict) -> list[tuple[str, str]]:
+    """The deploy report's numbers as (what, value) rows, for the terminal and notebooks."""
     rows = []
     for key, label in _DEPLOY_ROWS.items():
         if key in result:
             value = result[key]
             text = f"{value:.4f}" if isinstance(value, float) else f"{value:,}"
             rows.append((label.format(**result), text))
-    report.table(f"deploy report: {folder}", ["", "value"], rows)
+    return rows
+
+
+def deploy(result: dict) -> None:
+    """The deploy (or verify) report: sizes, accuracies and the bit-exactness verdict."""
+    folder = result.get("folder", "")
+    report.table(f"deploy report: {folder}", ["", "value"], deploy_rows(result))
     verdict = "bit-exact" if result["c_vs_tflm_differing_samples"] == 0 else "DIFFERENT"
     report.say(f"C engine vs TFLite Micro on every test sample: {verdict}")
     if result.get("target"):
