@@ -66,8 +66,21 @@ def test_single_rounding_is_caught_negative_control(random_int8_models, monkeypa
 def test_explain_int8_on_the_lesson_model_matches_tflm_byte_for_byte(lesson_run, cli, tmp_path):
     from denselab.data import load_dataset
 
-    cli("deploy", lesson_run.path, "--out", tmp_path / "fw", "--target", "none", "--json")
+    deployed = cli(
+        "deploy", lesson_run.path, "--out", tmp_path / "fw", "--target", "none", "--json"
+    )
     data = load_dataset("mnist-5k")
+    # Where quantization hurts: per layer, and the test samples whose class changes in int8.
+    summary = deployed["quantization"]
+    assert [row["layer"] for row in summary["layers"]] == [1, 2]
+    for row in summary["layers"]:
+        assert 0 < row["mean_abs_error"] < row["max_abs_error"] < 40 * row["output_scale"]
+    int8_all = read_int8_tflite((tmp_path / "fw" / "model_int8.tflite").read_bytes())
+    tflm_classes = tflm_invoke(
+        (tmp_path / "fw" / "model_int8.tflite").read_bytes(), int8_all.quantize_input(data.x_test)
+    ).argmax(1)
+    keras_classes = lesson_run.model.predict(data.x_test, verbose=0).argmax(1)
+    assert summary["int8_float_disagree"] == np.flatnonzero(tflm_classes != keras_classes).tolist()
     int8_tflite = (tmp_path / "fw" / "model_int8.tflite").read_bytes()
     quantized = read_int8_tflite(int8_tflite)
     for index in (0, 1, 7):

@@ -169,3 +169,45 @@ def top_terms(weights_row: np.ndarray, centred: np.ndarray, count: int = _TOP) -
         }
         for i in order
     ]
+
+
+def quantization_summary(quantized, network, x: np.ndarray, int8_outputs: np.ndarray) -> dict:
+    """Where quantization hurts, over samples ``x`` (the test split): per Dense layer, the
+    largest and mean |dequantized int8 - float| activation, and the samples whose int8 class
+    differs from the float class (``int8_outputs``: the engine's outputs for ``x``)."""
+    from .explain import activate
+    from .int8 import arithmetic
+
+    flat = np.asarray(x, np.float32).reshape(len(x), -1)
+    floats, a = [], flat
+    for layer in network.layers:
+        z = a @ layer.kernel + layer.bias
+        a = activate(z, layer.activation)
+        floats.append((z, a))
+    layers = []
+    if sum(layer.kind == "dense" for layer in quantized.layers) == len(floats):
+        q = quantized.quantize_input(flat)
+        for layer in quantized.layers:
+            if layer.kind != "dense":
+                step = arithmetic.softmax if layer.kind == "softmax" else arithmetic.squash
+                q = np.stack([step(layer, row)[0] for row in q])
+                continue
+            q = arithmetic.dense_batch(layer, q)
+            z, activated = floats[len(layers)]
+            reference = activated if layer.activation != "none" else z
+            real = (q.astype(np.float32) - layer.output_zero_point) * layer.output_scale
+            error = np.abs(real - reference)
+            layers.append(
+                {
+                    "layer": len(layers) + 1,
+                    "name": layer.name,
+                    "max_abs_error": float(error.max()),
+                    "mean_abs_error": float(error.mean()),
+                    "output_scale": layer.output_scale,
+                }
+            )
+    result = {"layers": layers}
+    if int8_outputs.shape[1] > 1:
+        disagree = np.flatnonzero(int8_outputs.argmax(1) != floats[-1][1].argmax(1))
+        result["int8_float_disagree"] = disagree.tolist()
+    return result

@@ -61,6 +61,13 @@ def measure(
     keras_out = None
     if model is not None:
         keras_out = np.asarray(model.predict(dataset.x_test, verbose=0, batch_size=1024))
+        if oracle:  # deploy and verify: where quantization hurts, layer by layer
+            from .explain_int8 import quantization_summary
+            from .model import dense_network
+
+            result["quantization"] = quantization_summary(
+                quantized, dense_network(model), dataset.x_test, c_out
+            )
     if dataset.task == "classification":
         if keras_out is not None:
             result["keras_accuracy"] = float(np.mean(keras_out.argmax(1) == truth))

@@ -37,7 +37,7 @@ def inspect(result: dict) -> None:
     ]
     report.table(
         f"{report.plain(result['model'])}: {result['summary']}, {result['params']:,} parameters",
-        ["layer", "kernel shape", "get_weights()[0].size", "get_weights()[1].size", "params", ""],
+        ["layer", "kernel shape", "[0].size", "[1].size", "params", "activation"],
         rows,
     )
     for number, r in enumerate(result["layers"], start=1):
@@ -47,7 +47,7 @@ def inspect(result: dict) -> None:
             f"{n_neurons} neurons (a weight for every input in every neuron); "
             f"[1].size = {r['bias_size']:,} (one bias per neuron)"
         )
-    report.say(result["indexing"])
+    report.say(report.plain(result["indexing"]))
     neuron = result.get("neuron")
     if neuron is None:
         return
@@ -249,8 +249,27 @@ def deploy(result: dict) -> None:
     report.table(f"deploy report: {folder}", ["", "value"], deploy_rows(result))
     verdict = "bit-exact" if result["c_vs_tflm_differing_samples"] == 0 else "DIFFERENT"
     report.say(f"C engine vs TFLite Micro on every test sample: {verdict}")
+    if result.get("quantization"):
+        report.say(quantization_line(result["quantization"]))
     if result.get("target"):
         report.say(target_line(result["target"]))
+
+
+def quantization_line(summary: dict) -> str:
+    """Where quantization hurts: per layer the largest and mean |int8 - float| activation."""
+    parts = [
+        f"layer {row['layer']} max {row['max_abs_error']:.3g}, mean {row['mean_abs_error']:.3g} "
+        f"(one int8 step = {row['output_scale']:.3g})"
+        for row in summary["layers"]
+    ]
+    text = "where quantization hurts (dequantized int8 vs float, test split): " + "; ".join(parts)
+    if "int8_float_disagree" in summary:
+        changed = summary["int8_float_disagree"]
+        shown = ", ".join(str(i) for i in changed[:12]) + (" ..." if len(changed) > 12 else "")
+        text += f". {len(changed)} test samples change class in int8" + (
+            f": {shown}" if changed else ""
+        )
+    return text
 
 
 def target_line(target: dict) -> str:
