@@ -27,6 +27,8 @@ if shutil.which("gcc") is None:
     pytest.skip("gcc is needed to build the generated C on the host", allow_module_level=True)
 
 # The pipeline steps these tests use; the modules moved once already, so they are named here only.
+from random_models import random_dense_model, random_int8_inputs  # noqa: E402
+
 from denselab._backend import keras as _keras  # noqa: E402
 from denselab.engine import c_engine_invoke, c_engine_size, generate_c  # noqa: E402
 from denselab.errors import DenselabError  # noqa: E402
@@ -35,6 +37,11 @@ from denselab.int8.tflm import tflm_invoke  # noqa: E402
 from denselab.model import build_model, dense_network  # noqa: E402
 from denselab.target.emulate import emulator, harness_c, host_io, run  # noqa: E402
 from denselab.target.timing import decode_block, instruction_width  # noqa: E402
+
+N_RANDOM_MODELS = 20
+ALL_ACTIVATIONS = dict(
+    hidden=("relu", "linear", "sigmoid", "tanh"), outputs=("softmax", "linear", "sigmoid", "tanh")
+)
 
 keras = _keras()
 
@@ -79,32 +86,17 @@ def lesson_engine(name: str = "lesson") -> dict:
 
 
 def random_dense_engine(seed: int) -> dict:
-    """A small Keras MLP, 1-3 Dense layers with varied activations and random weights."""
-    rng = np.random.default_rng(seed)
-    n_inputs = int(rng.choice([1, 5, 16, 64]))
-    widths = [int(rng.integers(1, 40)) for _ in range(rng.integers(1, 4))]
-    hidden, last = ["relu", "linear", "sigmoid", "tanh"], ["linear", "sigmoid", "tanh", "softmax"]
-    activations = [str(rng.choice(hidden)) for _ in widths[:-1]] + [str(rng.choice(last))]
-    model = keras.Sequential(
-        [keras.Input((n_inputs,))]
-        + [keras.layers.Dense(w, activation=a) for w, a in zip(widths, activations, strict=True)]
-    )
-    for layer in model.layers:
-        kernel, bias = layer.get_weights()
-        spread = 10 ** rng.uniform(-1.5, 0.3)
-        layer.set_weights(
-            [
-                rng.normal(0, spread, kernel.shape).astype(np.float32),
-                rng.normal(0, spread, bias.shape).astype(np.float32),
-            ]
-        )
-    representative = rng.uniform(-2, 2, (200, n_inputs)).astype(np.float32)
+    """A random Keras MLP (1-4 Dense layers, widths 1-128, 1-784 inputs, every activation) as
+    int8 C, with 1,000 random int8 inputs (the first two all -128 and all 127)."""
+    model, representative = random_dense_model(seed, **ALL_ACTIVATIONS)
     _, int8_tflite = to_tflite(dense_network(model), representative)
+    network = dense_network(model)
     return {
         "int8_tflite": int8_tflite,
         "sources": generate_c(int8_tflite, "model"),
         "name": "model",
-        "inputs": int8_inputs(n_inputs, 100, seed),
+        "network": network,
+        "inputs": random_int8_inputs(network.n_inputs, seed),
     }
 
 
@@ -136,14 +128,32 @@ def test_lesson_model_gives_tflite_micros_bytes_on_every_core(lesson, target, op
     assert macs < run_.flash_bytes < macs + 8 * 1024
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])
-def test_random_dense_models_give_tflite_micros_bytes(seed):
-    case = random_dense_engine(seed)
-    expected = tflm_invoke(case["int8_tflite"], case["inputs"])
-    np.testing.assert_array_equal(c_engine_invoke(case["sources"], case["inputs"]), expected)
-    for target in ("cortex-m0plus", "cortex-m4"):
-        run_ = run_on_target(case["sources"], case["inputs"], target=target)
-        np.testing.assert_array_equal(run_.outputs, expected, err_msg=f"seed {seed} {target}")
+@pytest.fixture(scope="module")
+def random_engines() -> list[dict]:
+    return [random_dense_engine(seed) for seed in range(700, 700 + N_RANDOM_MODELS)]
+
+
+def test_20_random_dense_models_give_tflite_micros_bytes_on_m4_and_m0plus(random_engines):
+    differing = {}
+    for case in random_engines:
+        expected = tflm_invoke(case["int8_tflite"], case["inputs"])
+        assert len(case["inputs"]) >= 1000
+        for target in ("cortex-m0plus", "cortex-m4"):
+            run_ = run_on_target(case["sources"], case["inputs"], target=target, count=False)
+            key = f"{case['network']} on {target}"
+            differing[key] = int(np.any(run_.outputs != expected, axis=1).sum())
+    assert len(differing) == 2 * N_RANDOM_MODELS
+    assert sum(differing.values()) == 0, differing
+
+
+def test_random_models_cover_widths_inputs_depths_and_activations(random_engines):
+    networks = [case["network"] for case in random_engines]
+    assert {1, 784} <= {network.n_inputs for network in networks}
+    assert {len(network.layers) for network in networks} == {1, 2, 3, 4}
+    widths = [layer.n_neurons for network in networks for layer in network.layers]
+    assert min(widths) < 16 and max(widths) > 100
+    activations = {layer.activation for network in networks for layer in network.layers}
+    assert {"relu", "linear", "sigmoid", "tanh", "softmax"} <= activations
 
 
 def test_a_flipped_weight_byte_is_caught(lesson):
