@@ -19,6 +19,12 @@ from .model import DenseLayer, DenseNetwork
 _TOP = 5  # contributions shown per neuron when a layer is wide
 
 
+def neuron_name(layer_number: int, index: int) -> str:
+    """The name a person reads: ``N1_4`` is layer 1's neuron 4, numbered from 1 as the lesson's
+    N11 ... N120; ``index`` is the 0-based Python index (the kernel's column)."""
+    return f"N{layer_number}_{index + 1}"
+
+
 def activate(z: np.ndarray, activation: str) -> np.ndarray:
     """The activations the course uses, in NumPy."""
     if activation == "relu":
@@ -58,18 +64,44 @@ class NeuronExplanation:
     z: float  # weighted sum + bias
     activation: str
     output: float
+    layer_number: int = 0  # 1-based position among the Dense layers (0: not known)
+    input_names: list[str] | None = None  # what ``formula`` calls the inputs
+
+    @property
+    def name(self) -> str:
+        """``N1_4``: layer 1, neuron 4 (the kernel's column 3)."""
+        return (
+            neuron_name(self.layer_number, self.neuron)
+            if self.layer_number
+            else f"neuron {self.neuron + 1}"
+        )
 
     @property
     def contributions(self) -> np.ndarray:
         return self.inputs * self.weights
 
+    def __repr__(self) -> str:
+        return (
+            f"NeuronExplanation({self.name}, {len(self.inputs)} inputs, z={self.z:.6g}, "
+            f"{self.activation} -> {self.output:.6g})"
+        )
+
+    def _repr_html_(self) -> str:
+        from .notebook import neuron_html
+
+        return neuron_html(self)
+
+    def top_terms(self, count: int = _TOP) -> np.ndarray:
+        """Indices of the ``count`` inputs whose input * weight is largest in size."""
+        return np.argsort(-np.abs(self.contributions), kind="stable")[:count]
+
     def formula(self, input_names: list[str] | None = None) -> str:
         """``w1*x1 + ... + b = z -> relu(z) = a``, with the largest terms for wide layers."""
-        names = input_names or [f"x{i}" for i in range(len(self.inputs))]
+        names = input_names or self.input_names or [f"x{i + 1}" for i in range(len(self.inputs))]
         terms = self.contributions
         order = np.arange(len(terms))
         if len(terms) > 2 * _TOP:
-            order = np.argsort(-np.abs(terms))[:_TOP]
+            order = self.top_terms()
         parts = [f"{self.weights[i]:+.4f}*{names[i]}({self.inputs[i]:.4f})" for i in order]
         rest = ""
         if len(order) < len(terms):
@@ -95,23 +127,51 @@ class Explanation:
     def max_abs_diff(self) -> float:
         return float(np.max(np.abs(self.prediction - self.keras_prediction)))
 
+    @property
+    def max_rel_diff(self) -> float:
+        """The largest difference over the largest ``|output|``: one float32 rounding step is
+        about 6e-8 of it, whether the output is 0.5 or 2,824,455.75."""
+        scale = float(np.max(np.abs(self.keras_prediction)))
+        return self.max_abs_diff / scale if scale > 0 else self.max_abs_diff
+
+    @property
+    def output_neuron(self) -> NeuronExplanation:
+        """The last layer's neuron with the largest output (the predicted class's)."""
+        last = self.layers[-1]
+        return last[int(np.argmax([n.output for n in last]))]
+
+    def __repr__(self) -> str:
+        widths = "-".join(str(n) for n in [len(self.input)] + [len(x) for x in self.layers])
+        return (
+            f"Explanation({widths}, predicted {self.output_neuron.name} = "
+            f"{self.output_neuron.output:.6g}, max_abs_diff={self.max_abs_diff:.1e})"
+        )
+
+    def _repr_html_(self) -> str:
+        from .notebook import explanation_html
+
+        return explanation_html(self)
+
 
 def explain(network: DenseNetwork, model, x: np.ndarray) -> Explanation:
     """Recompute ``model.predict(x[None])`` from the weights alone, neuron by neuron."""
     x = np.asarray(x, dtype=np.float32)
     a = x.reshape(-1)
     layers = []
-    for layer in network.layers:
+    for number, layer in enumerate(network.layers, start=1):
         z = a @ layer.kernel + layer.bias
         out = activate(z, layer.activation)
-        layers.append([_neuron(layer, j, a, z, out) for j in range(layer.n_neurons)])
+        names = input_names(network, number)
+        layers.append([_neuron(layer, j, a, z, out, number, names) for j in range(layer.n_neurons)])
         a = out
     batch = x.reshape((1, *network.input_shape))
     keras_prediction = np.asarray(model.predict(batch, verbose=0))[0]
     return Explanation(x.reshape(-1), layers, a, keras_prediction)
 
 
-def _neuron(layer: DenseLayer, j: int, a: np.ndarray, z: np.ndarray, out) -> NeuronExplanation:
+def _neuron(
+    layer: DenseLayer, j: int, a: np.ndarray, z: np.ndarray, out, number: int, names: list[str]
+) -> NeuronExplanation:
     return NeuronExplanation(
         layer.name,
         j,
@@ -121,21 +181,43 @@ def _neuron(layer: DenseLayer, j: int, a: np.ndarray, z: np.ndarray, out) -> Neu
         float(z[j]),
         layer.activation,
         float(out[j]),
+        number,
+        names,
     )
 
 
 def layer_table(network: DenseNetwork) -> list[dict]:
-    """One row per Dense layer: shapes, parameter count, activation."""
+    """One row per Dense layer: shapes, the lesson's ``get_weights()[0].size`` and
+    ``get_weights()[1].size`` (``kernel_size``, ``bias_size``), parameter count, activation."""
     return [
         {
             "layer": layer.name,
             "kernel_shape": list(layer.kernel.shape),
             "bias_shape": list(layer.bias.shape),
+            "kernel_size": int(layer.kernel.size),
+            "bias_size": int(layer.bias.size),
             "params": layer.n_params,
             "activation": layer.activation,
+            "folded": list(layer.folded),
         }
         for layer in network.layers
     ]
+
+
+def indexing_words(network: DenseNetwork) -> str:
+    """What ``get_weights()[0][i][j]`` indexes, with the first layer's own example."""
+    first = network.layers[0]
+    example = (
+        f"get_weights()[0][0][1] is input x1's weight in neuron {neuron_name(1, 1)}"
+        if first.n_neurons > 1
+        else f"get_weights()[0][0][0] is input x1's weight in neuron {neuron_name(1, 0)}"
+    )
+    return (
+        "get_weights() is [kernel, bias]. kernel[i][j] is the weight from input i to neuron j "
+        f"(shape (n_inputs, n_neurons), here {tuple(first.kernel.shape)}): row i is one input, "
+        f"column j one neuron; {example}. bias[j] is neuron j's bias. Python counts from 0, "
+        "the names from 1: column j is neuron N<layer>_<j+1>."
+    )
 
 
 def neuron_weights(network: DenseNetwork, layer: int | str, neuron: int) -> dict:
@@ -150,6 +232,7 @@ def neuron_weights(network: DenseNetwork, layer: int | str, neuron: int) -> dict
     weights = chosen.kernel[:, neuron]
     return {
         "layer": chosen.name,
+        "name": neuron_name(network.layers.index(chosen) + 1, neuron),
         "neuron": neuron,
         "weights": weights.tolist(),
         "bias": float(chosen.bias[neuron]),
@@ -191,6 +274,7 @@ def inspect_model(
         "input_shape": list(network.input_shape),
         "layers": layer_table(network),
         "params": network.n_params,
+        "indexing": indexing_words(network),
     }
     if layer is not None or neuron is not None:
         result["neuron"] = neuron_weights(network, layer or 1, neuron or 0)
@@ -217,10 +301,12 @@ def explain_sample(
         "prediction": why.keras_prediction.tolist(),
         "hand_prediction": why.prediction.tolist(),
         "max_abs_diff": why.max_abs_diff,
+        "max_rel_diff": why.max_rel_diff,
         "layers": [
             [
                 {
                     "neuron": n.neuron,
+                    "name": n.name,
                     "z": n.z,
                     "output": n.output,
                     "bias": n.bias,
@@ -236,12 +322,14 @@ def explain_sample(
                 "n_inputs": x.n_inputs,
                 "n_neurons": x.n_neurons,
                 "activation": x.activation,
+                "folded": list(x.folded),
             }
             for x in network.layers
         ],
     }
-    if len(why.prediction) > 1:
-        result["predicted_class"] = int(why.prediction.argmax())
+    predicted = predicted_class(network, why.prediction)
+    if predicted is not None:
+        result["predicted_class"] = predicted
     return result
 
 
@@ -256,16 +344,36 @@ def predict_sample(
 
     model = load_model(model_or_run)
     network = dense_network(model)
-    x, label, source = choose_input(model_or_run, network, data, index, input_path)
+    steps: list[str] = []
+    x, label, source = choose_input(model_or_run, network, data, index, input_path, steps)
     output = np.asarray(model.predict(x[None], verbose=0))[0]
     result = {"source": source, "label": label, "output": output.tolist()}
-    if len(output) > 1:
-        result["predicted_class"] = int(output.argmax())
+    predicted = predicted_class(network, output)
+    if predicted is not None:
+        result["predicted_class"] = predicted
+    if input_path is None:
+        result["dataset"] = source.split(" test sample ")[0]
+    elif len(network.input_shape) == 2:  # a picture: what the model saw, and how it got there
+        result["preprocessing"] = steps
+        result["model_input"] = np.round(x, 3).tolist()
     return result
 
 
-def choose_input(model_or_run, network: DenseNetwork, data, index, input_path):
-    """``(x, label, source)``: a file (``.npy`` or a picture) or test sample ``index`` (0)."""
+def predicted_class(network: DenseNetwork, output: np.ndarray) -> int | None:
+    """The class an output means: the argmax of several outputs; for one sigmoid unit, which
+    is p(class 1), 1 when it is at least 0.5; None for a regression output."""
+    if len(output) > 1:
+        return int(np.argmax(output))
+    if network.layers[-1].activation == "sigmoid":
+        return int(output[0] >= 0.5)
+    return None
+
+
+def choose_input(model_or_run, network: DenseNetwork, data, index, input_path, steps=None):
+    """``(x, label, source)``: a file (``.npy`` or a picture) or test sample ``index`` (0).
+
+    ``steps``, a list, receives the preprocessing a picture went through, in words.
+    """
     from .data import load_input, test_sample
     from .errors import DenselabError
     from .runs import resolve
@@ -273,7 +381,7 @@ def choose_input(model_or_run, network: DenseNetwork, data, index, input_path):
     if input_path is not None:
         if index is not None:
             raise DenselabError("give --index or --input, not both")
-        return load_input(input_path, network.input_shape), None, str(input_path)
+        return load_input(input_path, network.input_shape, steps), None, str(input_path)
     dataset = resolve(model_or_run, data, required=True).dataset
     index = 0 if index is None else index
     x, label = test_sample(dataset, index, network.input_shape)
@@ -282,10 +390,12 @@ def choose_input(model_or_run, network: DenseNetwork, data, index, input_path):
 
 
 def input_names(network: DenseNetwork, number: int) -> list[str]:
-    """Names as the course uses them: pixels for an image, N<layer>_<neuron> for hidden outputs."""
+    """The inputs of Dense layer ``number`` (1-based) as a person reads them: the previous
+    layer's neurons ``N1_1 ...`` (numbered from 1, as the lesson), inputs ``x1 ...``, or an
+    image's pixels ``px[row,col]`` (coordinates from 0, as NumPy indexes the image)."""
     if number > 1:
-        return [f"N{number - 1}_{i}" for i in range(network.layers[number - 2].n_neurons)]
+        return [neuron_name(number - 1, i) for i in range(network.layers[number - 2].n_neurons)]
     if len(network.input_shape) == 2:
         width = network.input_shape[1]
         return [f"px[{i // width},{i % width}]" for i in range(network.n_inputs)]
-    return [f"x{i}" for i in range(network.n_inputs)]
+    return [f"x{i + 1}" for i in range(network.n_inputs)]

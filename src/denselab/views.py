@@ -14,13 +14,13 @@ from . import report
 def train(result: dict) -> None:
     shown = {k: v for k, v in result.items() if k not in ("model_path", "run", "pictures")}
     report.table("Result", ["metric", "value"], [(k, _fmt(v)) for k, v in shown.items()])
-    report.say(f"saved to {result['run']}")
+    report.say(f"saved to {report.plain(result['run'])}")
     pictures(result)
 
 
 def pictures(result: dict) -> None:
     if result.get("pictures"):
-        report.say("pictures: " + ", ".join(str(p) for p in result["pictures"]))
+        report.say("pictures: " + report.plain(", ".join(str(p) for p in result["pictures"])))
 
 
 def inspect(result: dict) -> None:
@@ -36,7 +36,7 @@ def inspect(result: dict) -> None:
         for number, r in enumerate(result["layers"], start=1)
     ]
     report.table(
-        f"{report.plain(result['model'])}: {result['summary']}, {result['params']:,} parameters",
+        f"{result['model']}: {result['summary']}, {result['params']:,} parameters",  # plain text
         ["layer", "kernel shape", "[0].size", "[1].size", "params", "activation"],
         rows,
     )
@@ -47,12 +47,16 @@ def inspect(result: dict) -> None:
             f"{n_neurons} neurons (a weight for every input in every neuron); "
             f"[1].size = {r['bias_size']:,} (one bias per neuron)"
         )
+    for r in result["layers"]:
+        if r.get("folded"):
+            report.say(_folded(r["layer"], r["folded"]))
     report.say(report.plain(result["indexing"]))
     neuron = result.get("neuron")
     if neuron is None:
         return
     report.say(
-        f"layer {neuron['layer']}, neuron {neuron['name']} (--neuron {neuron['neuron']}: the "
+        f"layer {report.plain(neuron['layer'])}, neuron {report.plain(neuron['name'])} "
+        f"(--neuron {neuron['neuron']}: the "
         f"kernel's column {neuron['neuron']}, counted from 0): {neuron['n_weights']} weights "
         f"(row i is input i) and bias {neuron['bias']:+.6f}"
     )
@@ -68,7 +72,9 @@ def inspect(result: dict) -> None:
 def explain(result: dict) -> None:
     if "bit_exact" in result:
         return explain_int8(result)
-    report.heading(f"{result['source']}: the forward pass by hand, from get_weights()")
+    report.heading(
+        f"{report.plain(result['source'])}: the forward pass by hand, from get_weights()"
+    )
     for number, (layer, neurons) in enumerate(
         zip(result["network"], result["layers"], strict=True), start=1
     ):
@@ -77,17 +83,22 @@ def explain(result: dict) -> None:
             f"inputs -> {layer['n_neurons']} neurons, {layer['activation']}; "
             "each = sum(input * weight) + bias"
         )
+        if layer.get("folded"):
+            report.say(_folded(layer["name"], layer["folded"]))
         report.code("\n".join(f"{n['name']}: {n['formula']}" for n in neurons))
         if layer["activation"] == "softmax":
             report.say("softmax turns the sums into probabilities: p_j = exp(z_j) / sum_k exp(z_k)")
     report.say(f"by hand:       {_vector(result['hand_prediction'])}")
     report.say(f"model.predict: {_vector(result['prediction'])}")
-    report.say(f"largest difference: {result['max_abs_diff']:.2e}")
+    report.say(
+        f"largest difference: {result['max_abs_diff']:.2e} "
+        f"(relative to the largest output: {result['max_rel_diff']:.2e})"
+    )
 
 
 def explain_int8(result: dict) -> None:
     """The int8 network, neuron by neuron, as the chip computes it."""
-    report.heading(f"{result['source']}: the int8 network as the chip computes it")
+    report.heading(f"{report.plain(result['source'])}: the int8 network as the chip computes it")
     report.say(
         f"input: q = round(x / {result['input_scale']:.6g}) + {result['input_zero_point']}, "
         "clamped to -128..127"
@@ -250,9 +261,9 @@ def deploy(result: dict) -> None:
     verdict = "bit-exact" if result["c_vs_tflm_differing_samples"] == 0 else "DIFFERENT"
     report.say(f"C engine vs TFLite Micro on every test sample: {verdict}")
     if result.get("quantization"):
-        report.say(quantization_line(result["quantization"]))
+        report.say(report.plain(quantization_line(result["quantization"])))
     if result.get("target"):
-        report.say(target_line(result["target"]))
+        report.say(report.plain(target_line(result["target"])))
 
 
 def quantization_line(summary: dict) -> str:
@@ -293,11 +304,19 @@ verify = deploy
 
 
 def explore(result: dict) -> None:
-    report.say(f"wrote {result['html']}; open it in any browser (it works offline)")
+    report.say(f"wrote {report.plain(result['html'])}; open it in any browser (it works offline)")
 
 
 def plot(result: dict) -> None:
     pictures(result)
+
+
+def _folded(layer: str, folded: list[str]) -> str:
+    """A Dense layer that absorbed normalisation layers, in words."""
+    return (
+        f"folded into {report.plain(layer)}: {report.plain(', '.join(folded))} (each computes "
+        "x * scale + offset at inference; the kernel and bias shown include it)"
+    )
 
 
 def _vector(values) -> str:
@@ -305,6 +324,7 @@ def _vector(values) -> str:
 
 
 def _fmt(value) -> str:
+    """A table cell (tables show plain text: no markup to escape)."""
     if isinstance(value, float):
         return f"{value:.4f}"
-    return report.plain(str(value)) if isinstance(value, str) else str(value)
+    return str(value)
