@@ -369,6 +369,15 @@ def predicted_class(network: DenseNetwork, output: np.ndarray) -> int | None:
     return None
 
 
+def classes(outputs: np.ndarray) -> np.ndarray:
+    """The class each row of ``outputs`` (n_samples, n_outputs) means: the argmax of several
+    outputs; one output is p(class 1) (a sigmoid unit), so class 1 where it is >= 0.5."""
+    outputs = np.asarray(outputs)
+    if outputs.ndim == 2 and outputs.shape[1] == 1:
+        return (outputs[:, 0] >= 0.5).astype(np.int64)
+    return outputs.argmax(axis=-1)
+
+
 def choose_input(model_or_run, network: DenseNetwork, data, index, input_path, steps=None):
     """``(x, label, source)``: a file (``.npy`` or a picture) or test sample ``index`` (0).
 

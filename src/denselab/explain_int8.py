@@ -32,7 +32,7 @@ def explain_int8(
     ``model_or_folder`` is a folder ``denselab deploy`` wrote (its ``{name}_int8.tflite``),
     or a model file or run folder, which is then quantized as deploy would quantize it.
     """
-    from .explain import choose_input
+    from .explain import choose_input, classes
     from .int8 import arithmetic
     from .int8.tflite import read_int8_tflite
     from .int8.tflm import tflm_invoke
@@ -79,9 +79,9 @@ def explain_int8(
         "tflm_output_int8": tflm_out.tolist(),
         "bit_exact": bool(np.array_equal(q_out, tflm_out)),
     }
-    if len(q_out) > 1:
-        result["int8_class"] = int(np.argmax(q_out))
-        result["float_class"] = int(np.argmax(floats[-1][1]))
+    if len(q_out) > 1 or network.layers[-1].activation == "sigmoid":
+        result["int8_class"] = int(classes(probabilities[None])[0])
+        result["float_class"] = int(classes(floats[-1][1][None])[0])
     return result
 
 
@@ -207,7 +207,10 @@ def quantization_summary(quantized, network, x: np.ndarray, int8_outputs: np.nda
                 }
             )
     result = {"layers": layers}
-    if int8_outputs.shape[1] > 1:
-        disagree = np.flatnonzero(int8_outputs.argmax(1) != floats[-1][1].argmax(1))
+    if int8_outputs.shape[1] > 1 or network.layers[-1].activation == "sigmoid":
+        from .explain import classes
+
+        int8_classes = classes(quantized.dequantize_output(int8_outputs))
+        disagree = np.flatnonzero(int8_classes != classes(floats[-1][1]))
         result["int8_float_disagree"] = disagree.tolist()
     return result

@@ -266,16 +266,23 @@ def _check_config(config: TrainConfig, data: Dataset) -> None:
 
 def evaluate(model, data: Dataset) -> dict:
     """``model.evaluate`` on the test split, computed from ``model.predict`` (no compile needed)."""
+    from .explain import classes
+
     predictions = np.asarray(model.predict(data.x_test, verbose=0, batch_size=1024))
     if data.task == "classification":
-        if predictions.ndim != 2 or predictions.shape[1] != data.n_classes:
+        binary = predictions.ndim == 2 and predictions.shape[1] == 1 and data.n_classes == 2
+        if not binary and (predictions.ndim != 2 or predictions.shape[1] != data.n_classes):
             raise DenselabError(
                 f"the model has {predictions.shape[-1]} outputs but {data.name} has "
                 f"{data.n_classes} classes"
             )
-        picked = predictions[np.arange(len(predictions)), data.y_test]
-        loss = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))
-        accuracy = float(np.mean(predictions.argmax(axis=1) == data.y_test))
+        if binary:  # one sigmoid unit is p(class 1): binary cross-entropy
+            p1 = np.clip(predictions[:, 0], 1e-7, 1 - 1e-7)
+            picked = np.where(data.y_test == 1, p1, 1 - p1)
+        else:
+            picked = np.clip(predictions[np.arange(len(predictions)), data.y_test], 1e-7, 1.0)
+        loss = float(-np.mean(np.log(picked)))
+        accuracy = float(np.mean(classes(predictions) == data.y_test))
         return {
             "dataset": data.name,
             "n_samples": len(data.y_test),

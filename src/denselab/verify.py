@@ -68,12 +68,16 @@ def measure(
             result["quantization"] = quantization_summary(
                 quantized, dense_network(model), dataset.x_test, c_out
             )
-    if dataset.task == "classification":
+    if dataset.task == "classification":  # one sigmoid unit is p(class 1): class 1 at >= 0.5
+        from .explain import classes
+
         if keras_out is not None:
-            result["keras_accuracy"] = float(np.mean(keras_out.argmax(1) == truth))
+            result["keras_accuracy"] = float(np.mean(classes(keras_out) == truth))
         if tflm is not None:
-            result["tflm_int8_accuracy"] = float(np.mean(tflm.argmax(1) == truth))
-        result["c_int8_accuracy"] = float(np.mean(c_out.argmax(1) == truth))
+            tflm_classes = classes(quantized.dequantize_output(tflm))
+            result["tflm_int8_accuracy"] = float(np.mean(tflm_classes == truth))
+        c_classes = classes(quantized.dequantize_output(c_out))
+        result["c_int8_accuracy"] = float(np.mean(c_classes == truth))
     else:
         truth = truth.astype(np.float32)
         if keras_out is not None:
