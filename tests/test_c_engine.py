@@ -6,6 +6,7 @@ the same int8 .tflite and input, on every model and every input tried here.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import warnings
@@ -20,7 +21,7 @@ if shutil.which("gcc") is None:
     pytest.skip("gcc is needed to build the generated C", allow_module_level=True)
 
 from denselab._backend import keras as _keras  # noqa: E402
-from denselab.engine import generate_c, samples_header, tflite_c_array  # noqa: E402
+from denselab.engine import KERNELS, generate_c, samples_header, tflite_c_array  # noqa: E402
 from denselab.engine.host import (  # noqa: E402
     C_FLAGS,
     CORTEX_M4_FLAGS,
@@ -38,6 +39,10 @@ keras = _keras()
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "classify_digits"
 N_RANDOM_MODELS = 20
 N_INPUTS_PER_MODEL = 1000
+ARM_CORES = ("cortex-m0plus", "cortex-m4", "cortex-m7")
+needs_arm_gcc = pytest.mark.skipif(
+    shutil.which("arm-none-eabi-gcc") is None, reason="arm-none-eabi-gcc is not installed"
+)
 
 
 def random_dense_model(seed: int, hidden=("relu", "linear"), outputs=("softmax", "linear")):
@@ -161,18 +166,25 @@ def test_sigmoid_and_tanh_layers_match_tflite_micro(activation):
         assert np.sum(actual != expected) == 0, f"seed {seed} {case['network']}"
 
 
+def pruned_dense_model(seed: int):
+    """A random_dense_model whose layers ignore 20-90% of their inputs (weight 0 in every
+    neuron, as a pruned pixel); seed 305's first layer ignores all of them."""
+    model, representative = random_dense_model(seed)
+    rng = np.random.default_rng(seed)
+    for number, layer in enumerate(model.layers):
+        kernel, bias = layer.get_weights()
+        unused = rng.random(kernel.shape[0]) < rng.uniform(0.2, 0.9)
+        if seed == 305 and number == 0:
+            unused[:] = True  # a layer that reads nothing at all: its bias alone
+        kernel[unused] = 0.0
+        layer.set_weights([kernel, bias])
+    return model, representative
+
+
 def test_unused_inputs_are_not_stored_and_outputs_stay_bit_exact(tmp_path):
     """Inputs with weight 0 in every neuron (a pruned pixel) are skipped, in any layer."""
     for seed in (300, 301, 302, 303, 304, 305):
-        model, representative = random_dense_model(seed)
-        rng = np.random.default_rng(seed)
-        for number, layer in enumerate(model.layers):
-            kernel, bias = layer.get_weights()
-            unused = rng.random(kernel.shape[0]) < rng.uniform(0.2, 0.9)
-            if seed == 305 and number == 0:
-                unused[:] = True  # a layer that reads nothing at all: its bias alone
-            kernel[unused] = 0.0
-            layer.set_weights([kernel, bias])
+        model, representative = pruned_dense_model(seed)
         network = dense_network(model)
         _, int8_tflite = to_tflite(network, representative)
         inputs = random_int8_inputs(network.n_inputs, seed)
@@ -183,7 +195,8 @@ def test_unused_inputs_are_not_stored_and_outputs_stay_bit_exact(tmp_path):
 
         first = read_int8_tflite(int8_tflite).layers[0]
         used = int(np.any(first.weights != 0, axis=0).sum()) or 1
-        declaration = f"dense_1_weights[{first.n_outputs}][{used}]"
+        # neurons two to an int16 row; the used inputs padded to a multiple of 4, no more
+        declaration = f"dense_1_weights[{(first.n_outputs + 1) // 2}][{-(-used // 4) * 4}]"
         assert declaration in sources["model.c"], f"seed {seed}: {declaration} not declared"
 
 
@@ -199,9 +212,14 @@ def test_per_tensor_weight_scales_match_tflite_micro():
 def test_generated_c_compiles_cleanly_with_gcc_and_for_cortex_m4(random_models, tmp_path):
     biggest = max(random_models, key=lambda case: case["network"].n_params)
     smallest = min(random_models, key=lambda case: case["network"].n_params)
-    compilers = [["gcc", *C_FLAGS]]
+    compilers = [["gcc", *C_FLAGS], ["gcc", *C_FLAGS, "-O3"]]
     if shutil.which("arm-none-eabi-gcc"):
         compilers.append(["arm-none-eabi-gcc", *CORTEX_M4_FLAGS])
+        compilers += [  # the DSP path (M4, M7) and the portable one (M0+), at both levels
+            ["arm-none-eabi-gcc", *C_FLAGS, f"-mcpu={core}", "-mthumb", opt]
+            for core in ARM_CORES
+            for opt in ("-O2", "-Os")
+        ]
     for case in (biggest, smallest):
         for name, text in case["sources"].items():
             (tmp_path / name).write_text(text)
@@ -214,6 +232,101 @@ def test_generated_c_compiles_cleanly_with_gcc_and_for_cortex_m4(random_models, 
                     text=True,
                 )
                 assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+@needs_arm_gcc
+def test_fully_connected_kernel_uses_smlad_on_cortex_m4_and_m7_only(random_models, tmp_path):
+    """Two 16-bit multiply-accumulates per instruction where the core has them (DSP)."""
+    for name in KERNELS:
+        (tmp_path / name).write_text(random_models[0]["sources"][name])
+    for core in ARM_CORES:
+        assembly = subprocess.run(
+            ["arm-none-eabi-gcc", *C_FLAGS, f"-mcpu={core}", "-mthumb", "-O2", "-S"]
+            + ["denselab_kernels.c", "-o", "-"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        functions = _assembly_functions(assembly)
+        kernel = _called_from(functions, "denselab_fully_connected_s8")
+        uses_smlad = any(re.search(r"\bsmlad\b", functions[name]) for name in kernel)
+        assert uses_smlad == (core != "cortex-m0plus"), f"{core}: {sorted(kernel)}"
+
+
+def _assembly_functions(assembly: str) -> dict[str, str]:
+    """gcc's assembly output as function name -> its instructions."""
+    return dict(re.findall(r"^(\w+):\n(.*?)^\t\.size\t\1,", assembly, re.MULTILINE | re.DOTALL))
+
+
+def _called_from(functions: dict[str, str], root: str) -> set[str]:
+    """``root`` and every function it calls (bl) or jumps to (b), transitively."""
+    reached, todo = set(), [root]
+    while todo:
+        name = todo.pop()
+        if name in reached or name not in functions:
+            continue
+        reached.add(name)
+        todo += re.findall(r"^\tb(?:l|\.w)?\t(\w+)$", functions[name], re.MULTILINE)
+    return reached
+
+
+def test_cortex_m4_dsp_kernel_gives_tflite_micros_bytes():
+    """The SMLAD path itself, run on an emulated Cortex-M4: odd widths, 1 to 784 inputs, and
+    pruned inputs (one run read where it lies, or several gathered)."""
+    target = pytest.importorskip("denselab.target")
+    ready, why = target.available()
+    if not ready:
+        pytest.skip(why)
+    for seed, pruned in ((0, False), (11, False), (301, True), (305, True)):
+        model, representative = pruned_dense_model(seed) if pruned else random_dense_model(seed)
+        network = dense_network(model)
+        _, int8_tflite = to_tflite(network, representative)
+        sources = generate_c(int8_tflite, "model")
+        inputs = random_int8_inputs(network.n_inputs, seed)[:100]
+        expected = tflm_invoke(int8_tflite, inputs)
+        for opt in ("-O2", "-Os"):
+            run = target.run_on_target(sources, inputs, "model", target="cortex-m4", opt=opt)
+            assert np.sum(run.outputs != expected) == 0, f"seed {seed} {network} {opt}"
+
+
+def test_two_models_share_one_kernel_library_in_one_program(digits_model, tmp_path):
+    """digits_invoke and line_invoke in one host program, linked with one denselab_kernels.c."""
+    line = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    line.set_weights([np.array([[2.0]], np.float32), np.array([-1.0], np.float32)])
+    representative = np.linspace(-1, 1, 200, dtype=np.float32).reshape(-1, 1)
+    _, line_tflite = to_tflite(dense_network(line), representative)
+    digits_sources = generate_c(digits_model["int8_tflite"], "digits")
+    line_sources = generate_c(line_tflite, "line")
+    assert all(digits_sources[name] == line_sources[name] for name in KERNELS)
+    for name, text in (digits_sources | line_sources).items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "main.c").write_text(
+        "/* Reads a digits sample then a line sample until stdin ends; writes both outputs. */\n"
+        '#include <stdio.h>\n#include "digits.h"\n#include "line.h"\n\n'
+        "int main(void)\n{\n"
+        "    static int8_t digits_in[DIGITS_INPUT_SIZE], digits_out[DIGITS_OUTPUT_SIZE];\n"
+        "    static int8_t line_in[LINE_INPUT_SIZE], line_out[LINE_OUTPUT_SIZE];\n"
+        "    while (fread(digits_in, 1, sizeof digits_in, stdin) == sizeof digits_in &&\n"
+        "           fread(line_in, 1, sizeof line_in, stdin) == sizeof line_in) {\n"
+        "        digits_invoke(digits_in, digits_out);\n"
+        "        line_invoke(line_in, line_out);\n"
+        "        fwrite(digits_out, 1, sizeof digits_out, stdout);\n"
+        "        fwrite(line_out, 1, sizeof line_out, stdout);\n"
+        "    }\n    return 0;\n}\n"
+    )
+    units = ["main.c", "digits.c", "line.c", "denselab_kernels.c"]
+    subprocess.run(["gcc", *C_FLAGS, "-O2", *units, "-o", "both"], cwd=tmp_path, check=True)
+
+    digits_inputs = digits_model["x_test_int8"]
+    line_inputs = np.random.default_rng(0).integers(-128, 128, (len(digits_inputs), 1), np.int8)
+    stdin = np.concatenate([digits_inputs, line_inputs], axis=1).tobytes()
+    stdout = subprocess.run(["./both"], input=stdin, cwd=tmp_path, capture_output=True, check=True)
+    outputs = np.frombuffer(stdout.stdout, np.int8).reshape(len(digits_inputs), -1)
+    np.testing.assert_array_equal(
+        outputs[:, :10], tflm_invoke(digits_model["int8_tflite"], digits_inputs)
+    )
+    np.testing.assert_array_equal(outputs[:, 10:], tflm_invoke(line_tflite, line_inputs))
 
 
 def test_float_tflite_agrees_with_the_keras_model(random_models):

@@ -159,9 +159,10 @@ def test_random_models_cover_widths_inputs_depths_and_activations(random_engines
 def test_a_flipped_weight_byte_is_caught(lesson):
     """Negative control: corrupt one weight in the C source; the comparison must fail."""
     sources = dict(lesson["sources"])
-    table = sources["lesson.c"].index("dense_2_weights[10][20] = {")
-    first = re.compile(r"/\* neuron 0 \*/\s*(-?\d+)").search(sources["lesson.c"], table)
-    flipped = int(np.int8(int(first.group(1)) & 0xFF ^ 0x80))  # the weight's sign bit
+    table = sources["lesson.c"].index("dense_2_weights[5][20] DENSELAB_WORD_ALIGNED = {")
+    first = re.compile(r"/\* neurons 0 and 1 \*/\s*(-?\d+)").search(sources["lesson.c"], table)
+    # Two neurons share an int16 (256 * w_odd + w_even + 128): bit 15 is neuron 1's sign.
+    flipped = int(np.int16(np.uint16(int(first.group(1)) & 0xFFFF) ^ 0x8000))
     start, end = first.span(1)
     sources["lesson.c"] = sources["lesson.c"][:start] + str(flipped) + sources["lesson.c"][end:]
 

@@ -10,6 +10,7 @@ constants come from :mod:`denselab.int8.tflite`, derived exactly as TFLM derives
 from __future__ import annotations
 
 import re
+import textwrap
 from importlib import resources
 from string import Template
 
@@ -19,8 +20,8 @@ from ..errors import DenselabError
 from ..int8.tflite import QuantizedNetwork, read_int8_tflite
 
 KERNELS = ("denselab_kernels.h", "denselab_kernels.c")  # the library every model shares
-KERNELS_VERSION = 1  # DENSELAB_KERNELS_VERSION in denselab_kernels.h
-_KERNEL_CALLS = {  # layer kind -> the kernel that runs it
+KERNELS_VERSION = 2  # DENSELAB_KERNELS_VERSION in denselab_kernels.h
+_KERNEL_CALLS = {  # layer kind -> the kernel that runs it (denselab_gather_s8 may come first)
     "dense": "denselab_fully_connected_s8",
     "softmax": "denselab_softmax_s8",
     "logistic": "denselab_logistic_s8",
@@ -47,31 +48,55 @@ def generate_c(quantized: QuantizedNetwork | bytes, name: str = "model") -> dict
     if isinstance(quantized, (bytes, bytearray)):
         quantized = read_int8_tflite(quantized)
     check_model_name(name)
-    names = _layer_names(quantized.layers)
-    last = len(quantized.layers) - 1
-    buffer_sizes = [0, 0]  # ping-pong: layer k writes buffer k % 2, the last writes `output`
-    for k, layer in enumerate(quantized.layers[:-1]):
-        buffer_sizes[k % 2] = max(buffer_sizes[k % 2], layer.n_outputs)
+    layers = quantized.layers
+    names = _layer_names(layers)
+    last = len(layers) - 1
     buffers = ["buffer_a", "buffer_b"]
-    dense_widths = [layer.n_outputs for layer in quantized.layers if layer.kind == "dense"]
+    buffer_sizes = [0, 0]  # ping-pong: layer k writes buffer k % 2, the last writes `output`
+    for k, layer in enumerate(layers[:-1]):
+        size = layer.n_outputs
+        if layers[k + 1].kind == "dense":  # it reads 4 inputs at a time: pad to 4
+            size = _round_up_to_4(size)
+        buffer_sizes[k % 2] = max(buffer_sizes[k % 2], size)
+    readable = [quantized.n_inputs] + [buffer_sizes[k % 2] for k in range(last)]
+    gathers = [  # dense layers that gather their used inputs: several runs, or one too near the end
+        layer.kind == "dense" and not _reads_in_place(layer.weights, size)
+        for layer, size in zip(layers, readable, strict=True)
+    ]
     calls = []
-    for k, (layer, c_name) in enumerate(zip(quantized.layers, names, strict=True)):
+    for k, (layer, c_name) in enumerate(zip(layers, names, strict=True)):
         source = "input" if k == 0 else buffers[(k - 1) % 2]
         target = "output" if k == last else buffers[k % 2]
-        scratch = ", dense_sums" if layer.kind == "dense" else ""
-        calls.append(f"    {_KERNEL_CALLS[layer.kind]}(&{c_name}, {source}, {target}{scratch});")
+        if gathers[k]:
+            runs = f"{c_name}_input_runs, {len(input_runs(layer.weights))}"
+            calls.append(f"    denselab_gather_s8({runs}, {source}, gathered);")
+            source = "gathered"
+        elif layer.kind == "dense" and input_runs(layer.weights)[0][0] > 0:
+            source = f"{source} + {input_runs(layer.weights)[0][0]}"  # one run, read in place
+        extra = ", scratch" if layer.kind in ("dense", "softmax") else ""
+        calls.append(f"    {_KERNEL_CALLS[layer.kind]}(&{c_name}, {source}, {target}{extra});")
     widths = "-".join(
-        str(n)
-        for n in [quantized.n_inputs]
-        + [layer.n_outputs for layer in quantized.layers if layer.kind == "dense"]
+        str(n) for n in [quantized.n_inputs] + [x.n_outputs for x in layers if x.kind == "dense"]
     )
     static = [
         f"static int8_t {buffer}[{size}];\n"
         for buffer, size in zip(buffers, buffer_sizes, strict=True)
         if size
     ]
-    if dense_widths:  # the fully connected kernel's running sums, one per neuron
-        static.append(f"static int32_t dense_sums[{max(dense_widths)}];\n")
+    gathered = max(
+        (_round_up_to_4(_n_used(x)) for x, gather in zip(layers, gathers, strict=True) if gather),
+        default=0,
+    )
+    if gathered:
+        static.append(f"static int8_t gathered[{gathered}]; /* used inputs of several runs */\n")
+    # the fully connected kernel's sums (4 neurons at a time), softmax's exponentials
+    scratch = max(
+        [_round_up_to_4(x.n_outputs) for x in layers if x.kind == "dense"]
+        + [x.size for x in layers if x.kind == "softmax"],
+        default=0,
+    )
+    if scratch:
+        static.append(f"static int32_t scratch[{scratch}]; /* sums, exponentials */\n")
     fields = {
         "name": name,
         "NAME": name.upper(),
@@ -88,9 +113,11 @@ def generate_c(quantized: QuantizedNetwork | bytes, name: str = "model") -> dict
             for layer, c_name in zip(quantized.layers, names, strict=True)
         ),
         "buffer_bytes": f"{buffer_sizes[0]} + {buffer_sizes[1]} bytes of activations"
-        + (f", {4 * max(dense_widths)} bytes of int32 sums" if dense_widths else ""),
+        + (f", {gathered} bytes of gathered inputs" if gathered else "")
+        + (f", {4 * scratch} bytes of int32 scratch" if scratch else ""),
         "tables": "".join(
-            _table(layer, c_name) for layer, c_name in zip(quantized.layers, names, strict=True)
+            _table(layer, c_name, gather)
+            for layer, c_name, gather in zip(layers, names, gathers, strict=True)
         ),
         "buffers": "".join(static),
         "invoke_body": "\n".join(calls),
@@ -162,7 +189,7 @@ def _layer_names(layers) -> list[str]:
 def _describe(layer) -> str:
     if layer.kind == "dense":
         scales = "per-channel" if layer.per_channel else "per-tensor"
-        n_used = sum(count for _, count in input_runs(layer.weights))
+        n_used = _n_used(layer)
         reads = "" if n_used == layer.n_inputs else f"reads {n_used} inputs, "
         return (
             f"FULLY_CONNECTED {layer.n_inputs} -> {layer.n_outputs}, {layer.activation}, "
@@ -171,8 +198,9 @@ def _describe(layer) -> str:
     return f"{layer.kind.upper()} over {layer.size} values"
 
 
-def _table(layer, c_name: str) -> str:
-    """The layer's constants as C, from its section of ``templates/layers.c``."""
+def _table(layer, c_name: str, gather: bool = False) -> str:
+    """The layer's constants as C, from its section of ``templates/layers.c``; a dense layer
+    that ``gather``s its used inputs first gets a table of their runs."""
     fields = {
         field: getattr(layer, field)
         for field in vars(layer)
@@ -189,22 +217,34 @@ def _table(layer, c_name: str) -> str:
     if layer.kind == "dense":
         runs = input_runs(layer.weights)
         used = np.concatenate([np.arange(start, start + count) for start, count in runs])
-        n_used = len(used)
+        pairs = _paired_weights(layer.weights[:, used])
+        if pairs.shape[1] > 65535 or layer.n_outputs > 65535:  # uint16_t in the layer struct
+            raise DenselabError(
+                f"layer {layer.name}: {len(used):,} used inputs and {layer.n_outputs:,} neurons "
+                "are too many for C (at most 65,532 and 65,535)"
+            )
         fields.update(
             n_inputs=layer.n_inputs,
             n_neurons=layer.n_outputs,
-            n_used=n_used,
-            n_runs=len(runs),
-            runs_comment=(
-                f"all {layer.n_inputs} inputs are used: one run"
-                if n_used == layer.n_inputs
-                else f"{n_used} of the {layer.n_inputs} inputs are used, in {len(runs)} runs; "
-                "the others have weight 0 in every neuron, so they are not stored"
+            n_pairs=len(pairs),
+            row_length=pairs.shape[1],
+            inputs_comment=_inputs_comment(layer.n_inputs, runs, gather),
+            input_runs_table=(
+                f"static const uint16_t {c_name}_input_runs[{len(runs)}][2] = {{\n"
+                + _c_array([f"{{{start}, {count}}}" for start, count in runs], per_line=8)
+                + "\n};\n"
+                if gather
+                else ""
             ),
-            input_runs=_c_array([f"{{{start}, {count}}}" for start, count in runs], per_line=8),
+            padding_comment=(
+                f", and {pairs.shape[1] - len(used)} zero columns pad the row to a multiple of 4"
+                if pairs.shape[1] > len(used)
+                else ""
+            ),
             weights=",\n".join(
-                f"    {{ /* neuron {j} */\n{_c_array(row[used], indent=8)}\n    }}"
-                for j, row in enumerate(layer.weights)
+                f"    {{ /* {_pair_name(p, layer.n_outputs)} */\n"
+                f"{_c_array(row, per_line=8, indent=8)}\n    }}"
+                for p, row in enumerate(pairs)
             ),
             folded_bias=_c_array(_folded_bias(layer), per_line=8),
             output_multiplier=_c_array(layer.output_multiplier, per_line=8),
@@ -213,6 +253,60 @@ def _table(layer, c_name: str) -> str:
     section = "dense" if layer.kind == "dense" else layer.kind
     section = "squash" if section in ("logistic", "tanh") else section
     return Template(_sections("layers.c")[section]).substitute(fields)
+
+
+def _inputs_comment(n_inputs: int, runs: list[tuple[int, int]], gather: bool) -> str:
+    """Which inputs a dense layer reads, and how, as a C comment."""
+    n_used = sum(count for _, count in runs)
+    how = "gathered first (denselab_gather_s8)" if gather else "read where they lie"
+    if n_used == n_inputs:
+        text = f"all {n_inputs} inputs are used, {how}"
+    else:
+        where = f"in {len(runs)} runs" if len(runs) > 1 else f"{runs[0][0]} to {sum(runs[0]) - 1}"
+        text = (
+            f"{n_used} of the {n_inputs} inputs are used, {where}, {how}; the others have "
+            "weight 0 in every neuron, so they are not stored"
+        )
+    return "/* " + "\n * ".join(textwrap.wrap(text, 92)) + " */"
+
+
+def _paired_weights(weights: np.ndarray) -> np.ndarray:
+    """int8 ``weights`` of shape (n_neurons, n_used) as the fully connected kernel reads them:
+    int16 of shape ((n_neurons + 1) // 2, n_used rounded up to 4).
+
+    Row p is neurons 2p and 2p+1: ``256 * w[2p + 1][i] + w[2p][i] + 128``, whose high byte is
+    the odd neuron's weight and low byte the even one's plus 128. Columns are padded with zero
+    weights to a multiple of 4, and each four is in the order 0, 2, 1, 3: the order in which
+    SXTB16 widens four int8 inputs (a missing odd neuron has zero weights).
+    """
+    n_neurons, n_used = weights.shape
+    padded = np.zeros((2 * ((n_neurons + 1) // 2), _round_up_to_4(n_used)), np.int32)
+    padded[:n_neurons, :n_used] = weights
+    lanes = np.arange(padded.shape[1]).reshape(-1, 4)[:, [0, 2, 1, 3]].reshape(-1)
+    padded = padded[:, lanes]
+    return (256 * padded[1::2] + padded[0::2] + 128).astype(np.int16)
+
+
+def _pair_name(p: int, n_neurons: int) -> str:
+    if 2 * p + 1 < n_neurons:
+        return f"neurons {2 * p} and {2 * p + 1}"
+    return f"neuron {2 * p}, paired with zeros"
+
+
+def _reads_in_place(weights: np.ndarray, readable: int) -> bool:
+    """Whether a dense layer's used inputs are one run that it may read 4 at a time where it
+    lies (``readable`` bytes of input), or must be gathered first."""
+    runs = input_runs(weights)
+    first, count = runs[0]
+    return len(runs) == 1 and first + _round_up_to_4(count) <= readable
+
+
+def _n_used(layer) -> int:
+    return sum(count for _, count in input_runs(layer.weights))
+
+
+def _round_up_to_4(n: int) -> int:
+    return (n + 3) // 4 * 4
 
 
 def input_runs(weights: np.ndarray) -> list[tuple[int, int]]:

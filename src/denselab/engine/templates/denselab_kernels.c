@@ -50,73 +50,170 @@ static int32_t multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, i
  * product; the int32 sum is the same integer TFLM accumulates.
  *
  * An input whose weight is 0 in every neuron adds nothing, so it is not stored or read: the
- * layer reads its inputs as runs (input_runs), which is every input, one run, unless the
- * network was trained to ignore some (denselab search drops pixels that are rarely lit).
+ * kernel sees only the used inputs, which are every input unless the network was trained to
+ * ignore some (denselab search drops pixels that are rarely lit); one run of them is read
+ * where it lies, several are gathered first (denselab_gather_s8).
  *
- * The used inputs are taken DENSELAB_DENSE_CHUNK at a time, widened once to int16, and every
- * neuron's share of that chunk is added to its running sum: an int8 x int16 dot product is what
- * 16-bit multiply-accumulate instructions do (pmaddwd on x86), 2.7x faster at gcc -O3 than
- * widening every product. */
-static int32_t dot_s8_s16(const int8_t *weights, const int16_t *input, int n)
+ * The weights come two neurons to an int16 (denselab_kernels.h), so that a 16-bit multiply
+ * of an input by that int16 does two neurons at once: x * (256 * w_odd + w_even + 128) is
+ * 256 * x * w_odd + x * w_even + 128 * x, and once the high byte's sum (x * w_odd) and the
+ * inputs' sum are known, the even neuron's sum is what remains. */
+
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && !defined(__ARM_BIG_ENDIAN) && \
+    !defined(DENSELAB_PORTABLE)
+/* Cortex-M4, M7, M33 with gcc, clang or armclang: SXTB16 widens two int8 to two int16 in one
+ * instruction and SMLAD does two 16-bit multiply-accumulates in one, so four inputs times two
+ * neuron pairs take 19 instructions, the four sums staying in registers. */
+#include <arm_acle.h>
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline)) /* at -Os too */
+
+/* Bytes 1 and 3 of word as two int16: SXTB16 with its own rotation (gcc 12 has no __ror and
+ * would rotate in a separate instruction). */
+ALWAYS_INLINE int32_t sxtb16_ror8(int32_t word)
 {
-    int32_t acc = 0;
+    int32_t halves;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(halves) : "r"(word));
+    return halves;
+}
+
+/* Four bytes as one little-endian word; compilers make this one (unaligned) LDR. */
+ALWAYS_INLINE int32_t read_word(const int8_t *bytes)
+{
+    return (int32_t)((uint32_t)(uint8_t)bytes[0] | (uint32_t)(uint8_t)bytes[1] << 8 |
+                     (uint32_t)(uint8_t)bytes[2] << 16 | (uint32_t)(uint8_t)bytes[3] << 24);
+}
+
+/* The next four int16 weights of a row as two words, and the row moves on: one LDRD with
+ * writeback (gcc would spend an ADD); the tables are word-aligned (DENSELAB_WORD_ALIGNED). */
+ALWAYS_INLINE void read_weights(const int16_t **row, int32_t *first, int32_t *second)
+{
+    const int16_t(*four)[4] = (const int16_t(*)[4])*row; /* tells the compiler what is read */
+    __asm__("ldrd %0, %1, [%2], #8" : "=r"(*first), "=r"(*second), "+r"(*row) : "m"(*four));
+}
+
+/* The sum of the int8 inputs from x to end (a multiple of 4 apart). */
+static int32_t sum_inputs(const int8_t *x, const int8_t *end)
+{
+    uint32_t offset_sum = 0; /* of each x + 128, as USADA8 adds unsigned bytes */
+    const int32_t n = (int32_t)(end - x);
+    while (x != end) {
+        offset_sum = __usada8((uint32_t)read_word(x) ^ 0x80808080u, 0, offset_sum);
+        x += 4;
+    }
+    return (int32_t)offset_sum - 128 * n;
+}
+
+/* Neuron pairs a and b (rows of weights) over the used inputs from x to end: the sums of
+ * the four neurons' weights times x, in sums[0..3]. inputs_times_128: 128 * the inputs' sum. */
+__attribute__((noinline)) /* inlined, its 13 live values would spill from the registers */
+static void dot_two_pairs(const int8_t *x, const int8_t *end, const int16_t *a,
+                          const int16_t *b, uint32_t inputs_times_128, int32_t sums[4])
+{
+    /* Per pair, the sums of x * the int16 weight as a whole and of x * its high byte. */
+    int32_t whole_a = 0, high_a = 0, whole_b = 0, high_b = 0;
+    while (x != end) {
+        const int32_t word = read_word(x);
+        const int32_t x02 = __sxtb16(word), x13 = sxtb16_ror8(word); /* inputs 0, 2 and 1, 3 */
+        int32_t w02, w13;
+        x += 4;
+        read_weights(&a, &w02, &w13);
+        whole_a = __smlad(x02, w02, whole_a);
+        high_a = __smlad(x02, sxtb16_ror8(w02), high_a);
+        whole_a = __smlad(x13, w13, whole_a);
+        high_a = __smlad(x13, sxtb16_ror8(w13), high_a);
+        read_weights(&b, &w02, &w13);
+        whole_b = __smlad(x02, w02, whole_b);
+        high_b = __smlad(x02, sxtb16_ror8(w02), high_b);
+        whole_b = __smlad(x13, w13, whole_b);
+        high_b = __smlad(x13, sxtb16_ror8(w13), high_b);
+    }
+    /* Modulo 2^32, as SMLAD adds: the even neuron's sum fits in int32, so it is exactly what
+     * remains of the whole once the odd neuron's (times 256) and 128 * the inputs' go. */
+    sums[0] = (int32_t)((uint32_t)whole_a - ((uint32_t)high_a << 8) - inputs_times_128);
+    sums[1] = high_a;
+    sums[2] = (int32_t)((uint32_t)whole_b - ((uint32_t)high_b << 8) - inputs_times_128);
+    sums[3] = high_b;
+}
+
+/* sums[j] = neuron j's weights times the used inputs x (row_length of them, padded), for
+ * every neuron j and up to 3 padding neurons: sums has room. */
+static void accumulate(const denselab_fully_connected *layer, const int8_t *x, int32_t *sums)
+{
+    const int n_pairs = (layer->n_neurons + 1) / 2;
+    const int row = layer->row_length;
+    const uint32_t inputs_times_128 = (uint32_t)sum_inputs(x, x + row) << 7;
+    const int16_t *a = layer->weights;
+    int p;
+    for (p = 0; p < n_pairs; p += 2, a += 2 * row) {
+        /* An odd last pair runs as both; the copy lands in the padding neurons' sums. */
+        dot_two_pairs(x, x + row, a, p + 1 < n_pairs ? a + row : a, inputs_times_128, sums + 2 * p);
+    }
+}
+
+#else
+/* Portable C, the same arithmetic: the used inputs are widened to int16 DENSELAB_DENSE_CHUNK
+ * at a time (in the order of the weight rows), then each pair's two sums are int16 dot
+ * products, what 16-bit multiply-accumulate instructions do (pmaddwd on x86). Over a chunk
+ * every partial sum fits in int32, so no step can overflow. */
+
+/* The sums of input16 * weights and of input16 * their high bytes, over n of them. */
+static void dot_pair(const int16_t *input16, const int16_t *weights, int n, int32_t *whole,
+                     int32_t *high)
+{
     int i;
+    *whole = 0;
+    *high = 0;
     for (i = 0; i < n; i++) {
-        acc += (int32_t)weights[i] * (int32_t)input[i];
-    }
-    return acc;
-}
-
-/* sums[j] += neuron j's weights for used inputs done..done+n-1 . input16[0..n-1] */
-static void accumulate_chunk(const denselab_fully_connected *layer, const int16_t *input16,
-                             int done, int n, int32_t *sums)
-{
-    const int8_t *weights = layer->weights + done;
-    int j;
-    for (j = 0; j < layer->n_neurons; j++, weights += layer->n_used) {
-        sums[j] += dot_s8_s16(weights, input16, n);
+        *whole += input16[i] * weights[i];
+        /* >> of a negative int is an arithmetic shift on gcc, clang and every Arm compiler. */
+        *high += input16[i] * (weights[i] >> 8);
     }
 }
 
-static void accumulate(const denselab_fully_connected *layer, const int8_t *input, int32_t *sums)
+/* sums[j] = neuron j's weights times the used inputs x (row_length of them, padded). */
+static void accumulate(const denselab_fully_connected *layer, const int8_t *x, int32_t *sums)
 {
+    const int n_pairs = (layer->n_neurons + 1) / 2;
+    const int row = layer->row_length;
     int16_t input16[DENSELAB_DENSE_CHUNK];
-    int done = 0; /* used inputs already added to sums */
-    int n = 0;    /* used inputs waiting in input16 */
-    int r, i;
-    for (r = 0; r < layer->n_runs; r++) {
-        const int8_t *from = input + layer->input_runs[r][0];
-        int left = layer->input_runs[r][1];
-        while (left > 0) {
-            const int take = left < DENSELAB_DENSE_CHUNK - n ? left : DENSELAB_DENSE_CHUNK - n;
-            for (i = 0; i < take; i++) {
-                input16[n + i] = from[i];
+    int start, p, i;
+    for (i = 0; i < 2 * n_pairs; i++) {
+        sums[i] = 0;
+    }
+    for (start = 0; start < row; start += DENSELAB_DENSE_CHUNK, x += DENSELAB_DENSE_CHUNK) {
+        const int take = row - start < DENSELAB_DENSE_CHUNK ? row - start : DENSELAB_DENSE_CHUNK;
+        int32_t inputs_sum = 0;
+        for (i = 0; i < take; i += 4) {
+            input16[i] = x[i];
+            input16[i + 1] = x[i + 2];
+            input16[i + 2] = x[i + 1];
+            input16[i + 3] = x[i + 3];
+            inputs_sum += x[i] + x[i + 1] + x[i + 2] + x[i + 3];
+        }
+        for (p = 0; p < n_pairs; p++) {
+            const int16_t *weights = layer->weights + p * row + start;
+            int32_t whole, high;
+            if (take == DENSELAB_DENSE_CHUNK) { /* a constant length: gcc vectorizes it at -O2 */
+                dot_pair(input16, weights, DENSELAB_DENSE_CHUNK, &whole, &high);
+            } else {
+                dot_pair(input16, weights, take, &whole, &high);
             }
-            n += take;
-            from += take;
-            left -= take;
-            if (n == DENSELAB_DENSE_CHUNK) {
-                accumulate_chunk(layer, input16, done, n, sums);
-                done += n;
-                n = 0;
-            }
+            sums[2 * p] += whole - 256 * high - 128 * inputs_sum;
+            sums[2 * p + 1] += high;
         }
     }
-    if (n > 0) {
-        accumulate_chunk(layer, input16, done, n, sums);
-    }
 }
+#endif
 
 void denselab_fully_connected_s8(const denselab_fully_connected *layer, const int8_t *input,
                                  int8_t *output, int32_t *sums)
 {
     int j;
-    for (j = 0; j < layer->n_neurons; j++) {
-        sums[j] = layer->folded_bias[j];
-    }
     accumulate(layer, input, sums);
     for (j = 0; j < layer->n_neurons; j++) {
-        int32_t acc = multiply_by_quantized_multiplier(sums[j], layer->output_multiplier[j],
+        int32_t acc = multiply_by_quantized_multiplier(layer->folded_bias[j] + sums[j],
+                                                       layer->output_multiplier[j],
                                                        layer->output_shift[j]);
         acc += layer->output_zero_point;
         if (acc < layer->activation_min) {
@@ -126,6 +223,17 @@ void denselab_fully_connected_s8(const denselab_fully_connected *layer, const in
             acc = layer->activation_max;
         }
         output[j] = (int8_t)acc;
+    }
+}
+
+void denselab_gather_s8(const uint16_t (*runs)[2], int n_runs, const int8_t *input,
+                        int8_t *gathered)
+{
+    int r, i;
+    for (r = 0; r < n_runs; r++) {
+        for (i = 0; i < runs[r][1]; i++) {
+            *gathered++ = input[runs[r][0] + i];
+        }
     }
 }
 
@@ -230,8 +338,10 @@ static int count_leading_zeros(uint32_t x)
     return n;
 }
 
-/* output[c] = exp(beta * input_scale * (input[c] - max)) / sum of those, in Q5.26 / Q12.19. */
-void denselab_softmax_s8(const denselab_softmax *layer, const int8_t *input, int8_t *output)
+/* output[c] = exp(beta * input_scale * (input[c] - max)) / sum of those, in Q5.26 / Q12.19.
+ * TFLM computes each exponential twice; they are kept in exps instead, the same integers. */
+void denselab_softmax_s8(const denselab_softmax *layer, const int8_t *input, int8_t *output,
+                         int32_t *exps)
 {
     int32_t max_input = -128;
     int32_t sum_of_exps = 0; /* Q12.19 */
@@ -243,10 +353,12 @@ void denselab_softmax_s8(const denselab_softmax *layer, const int8_t *input, int
     }
     for (c = 0; c < layer->size; c++) {
         const int32_t input_diff = (int32_t)input[c] - max_input;
+        exps[c] = 0; /* Q0.31; an input too far below the maximum counts as exp = 0 */
         if (input_diff >= layer->diff_min) {
             const int32_t scaled_diff = saturating_rounding_doubling_high_mul(
                 shift_left_wrapping(input_diff, layer->input_left_shift), layer->input_multiplier);
-            sum_of_exps += rounding_divide_by_pot(exp_on_negative_values(scaled_diff, 5), 12);
+            exps[c] = exp_on_negative_values(scaled_diff, 5);
+            sum_of_exps += rounding_divide_by_pot(exps[c], 12);
         }
     }
 
@@ -257,18 +369,10 @@ void denselab_softmax_s8(const denselab_softmax *layer, const int8_t *input, int
     exponent = num_bits_over_unit + 31 - 8;
 
     for (c = 0; c < layer->size; c++) {
-        const int32_t input_diff = (int32_t)input[c] - max_input;
-        int32_t probability = -128;
-        if (input_diff >= layer->diff_min) {
-            const int32_t scaled_diff = saturating_rounding_doubling_high_mul(
-                shift_left_wrapping(input_diff, layer->input_left_shift), layer->input_multiplier);
-            const int32_t exp_in_q0 = exp_on_negative_values(scaled_diff, 5);
-            probability = rounding_divide_by_pot(
-                              saturating_rounding_doubling_high_mul(reciprocal, exp_in_q0),
-                              exponent) - 128;
-            probability = probability > 127 ? 127 : probability;
-        }
-        output[c] = (int8_t)probability;
+        /* exp = 0 gives -128, the probability TFLM gives such an input. */
+        const int32_t probability = rounding_divide_by_pot(
+            saturating_rounding_doubling_high_mul(reciprocal, exps[c]), exponent) - 128;
+        output[c] = (int8_t)(probability > 127 ? 127 : probability);
     }
 }
 

@@ -5,9 +5,10 @@
  * model of a firmware shares this one copy. The arithmetic is TensorFlow Lite Micro's
  * reference int8 kernels (gemmlowp double rounding), bit for bit.
  *
- * On cores with the DSP extension (__ARM_FEATURE_DSP: Cortex-M4, M7, M33) the fully
- * connected kernel uses SXTB16 and SMLAD (two 16-bit multiply-accumulates per instruction);
- * elsewhere a portable C loop computes the same integers.
+ * On cores with the DSP extension (__ARM_FEATURE_DSP: Cortex-M4, M7, M33), built with gcc,
+ * clang or armclang, the fully connected kernel uses SXTB16 and SMLAD (two 16-bit
+ * multiply-accumulates per instruction); elsewhere, or built with -DDENSELAB_PORTABLE,
+ * portable C computes the same integers.
  */
 #ifndef DENSELAB_KERNELS_H
 #define DENSELAB_KERNELS_H
@@ -15,28 +16,42 @@
 #include <stdint.h>
 
 /* Bumped whenever a layer struct or a kernel's arguments change; models check it. */
-#define DENSELAB_KERNELS_VERSION 1
+#define DENSELAB_KERNELS_VERSION 2
 
-/* Inputs the portable fully connected kernel widens to int16 at a time (on its stack). */
+/* Inputs the portable fully connected kernel widens to int16 at a time, on its stack. */
 #define DENSELAB_DENSE_CHUNK 64
+
+/* Weight tables are read a 32-bit word at a time on cores with the DSP extension; word
+ * alignment spares each read a second bus access (other compilers read them unaligned). */
+#if defined(__GNUC__)
+#define DENSELAB_WORD_ALIGNED __attribute__((aligned(4)))
+#else
+#define DENSELAB_WORD_ALIGNED
+#endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* FULLY_CONNECTED, int8 in and out, per-channel requantization, fused activation clamp. */
+/* FULLY_CONNECTED, int8 in and out, per-channel requantization, fused activation clamp.
+ *
+ * It reads only the used inputs (an input with weight 0 in every neuron is not stored), as
+ * one array: where they lie when they are one run, else gathered by denselab_gather_s8.
+ * The int8 weights w[j][i] (neuron j, input i) are stored two neurons to an int16:
+ *     weights[p][k] = 256 * w[2p + 1][i] + w[2p][i] + 128,  i the k-th used input,
+ * high byte neuron 2p + 1's weight, low byte neuron 2p's plus 128. A row holds the used
+ * inputs padded with zero weights to a multiple of 4, each four in the order 0, 2, 1, 3
+ * (the order SXTB16 unpacks four int8). An odd last neuron pairs with zero weights. */
 typedef struct {
-    int n_used;                       /* inputs some neuron reads (weights elsewhere are all 0) */
-    int n_neurons;
-    int n_runs;
-    const uint16_t (*input_runs)[2];  /* the inputs used, as runs: {first index, count} */
-    const int8_t *weights;            /* (n_neurons, n_used): row j holds neuron j's weights */
+    uint16_t row_length;              /* used inputs, padded to a multiple of 4 */
+    uint16_t n_neurons;
+    int8_t output_zero_point;
+    int8_t activation_min;            /* the fused ReLU (or the int8 range), in output units */
+    int8_t activation_max;
+    const int16_t *weights;           /* ((n_neurons + 1) / 2, row_length): see above */
     const int32_t *folded_bias;       /* (n_neurons,): bias[j] - input_zero_point * sum_i w[j][i] */
     const int32_t *output_multiplier; /* (n_neurons,), Q0.31 */
     const int8_t *output_shift;       /* (n_neurons,), power of two; > 0 shifts left */
-    int32_t output_zero_point;
-    int32_t activation_min;           /* the fused ReLU (or the int8 range), in output units */
-    int32_t activation_max;
 } denselab_fully_connected;
 
 /* SOFTMAX, int8 in, int8 out with output_scale 1/256 and output_zero_point -128. */
@@ -57,12 +72,20 @@ typedef struct {
 } denselab_squash;
 
 /* output[j] = clamp(output_zero_point + M_j * (bias[j] + sum_i w[j][i] * (input[i] - input_zero_point))),
- * M_j = input_scale * filter_scale[j] / output_scale. sums: n_neurons int32 of scratch. */
+ * M_j = input_scale * filter_scale[j] / output_scale, the sum over the used inputs: input
+ * holds them, row_length readable bytes (the padding meets zero weights). sums: int32
+ * scratch for n_neurons rounded up to 4 (the kernel works 4 neurons at a time). */
 void denselab_fully_connected_s8(const denselab_fully_connected *layer, const int8_t *input,
                                  int8_t *output, int32_t *sums);
 
-/* output[c] = exp(beta * input_scale * (input[c] - max)) / sum of those, as int8. */
-void denselab_softmax_s8(const denselab_softmax *layer, const int8_t *input, int8_t *output);
+/* Copies the inputs of n_runs runs {first index, count} one after the other into gathered. */
+void denselab_gather_s8(const uint16_t (*runs)[2], int n_runs, const int8_t *input,
+                        int8_t *gathered);
+
+/* output[c] = exp(beta * input_scale * (input[c] - max)) / sum of those, as int8.
+ * exps: size int32 of scratch, where each exponential is kept between the two passes. */
+void denselab_softmax_s8(const denselab_softmax *layer, const int8_t *input, int8_t *output,
+                         int32_t *exps);
 
 /* output = 1 / (1 + exp(-x)): output_scale 1/256, output_zero_point -128. */
 void denselab_logistic_s8(const denselab_squash *layer, const int8_t *input, int8_t *output);

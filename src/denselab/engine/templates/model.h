@@ -13,10 +13,12 @@
 ${layer_lines}
  *
  * Build it with denselab_kernels.c (one copy serves every model of a firmware). Weights and
- * requantization tables are const (flash); activations live in static buffers
- * (${buffer_bytes}), so ${name}_invoke is not re-entrant. No malloc, no
- * float: the int8 arithmetic is TensorFlow Lite Micro's reference kernels (gemmlowp double
- * rounding), bit for bit, so the output bytes equal the TFLM interpreter's on the same .tflite.
+ * requantization tables are const (flash); activations live in static buffers, so
+ * ${name}_invoke is not re-entrant:
+ *     ${buffer_bytes}.
+ * No malloc, no float: the int8 arithmetic is TensorFlow Lite Micro's reference kernels
+ * (gemmlowp double rounding), bit for bit, so the output bytes equal the TFLM interpreter's
+ * on the same .tflite. On a Cortex-M4 or M7 the fully connected layers use its DSP extension.
  */
 #ifndef ${NAME}_H
 #define ${NAME}_H
