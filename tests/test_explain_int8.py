@@ -73,8 +73,8 @@ def test_explain_int8_on_the_lesson_model_matches_tflm_byte_for_byte(lesson_run,
     # Where quantization hurts: per layer, and the test samples whose class changes in int8.
     summary = deployed["quantization"]
     assert [row["layer"] for row in summary["layers"]] == [1, 2]
-    for row in summary["layers"]:
-        assert 0 < row["mean_abs_error"] < row["max_abs_error"] < 40 * row["output_scale"]
+    for row in summary["layers"]:  # mostly within a step; the largest where int8 saturates
+        assert 0 < row["mean_abs_error"] < min(row["max_abs_error"], 2 * row["output_scale"])
     int8_all = read_int8_tflite((tmp_path / "fw" / "model_int8.tflite").read_bytes())
     tflm_classes = tflm_invoke(
         (tmp_path / "fw" / "model_int8.tflite").read_bytes(), int8_all.quantize_input(data.x_test)
