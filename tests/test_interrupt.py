@@ -36,11 +36,16 @@ def _start_training(out, epochs):
 
 
 def _wait_for_first_epoch(process, out, timeout=120):
-    history = out / "history.json"
+    # While it trains, the progress is in the staging folder beside --out: the run folder
+    # itself is replaced only by the whole run (denselab._io.folder_transaction).
+    history = out.parent / f".{out.name}.partial" / "history.json"
     deadline = time.time() + timeout
     while time.time() < deadline and process.poll() is None:
-        if history.exists() and json.loads(history.read_text()).get("loss"):
-            return
+        try:
+            if json.loads(history.read_text()).get("loss"):
+                return
+        except (OSError, ValueError):
+            pass
         time.sleep(0.05)
     pytest.fail("training did not finish its first epoch")
 

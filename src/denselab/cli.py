@@ -7,8 +7,10 @@ usage, 130 interrupted. Imports are lazy so that ``denselab --help`` starts at o
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
+import signal
 import sys
+import threading
 
 DESCRIPTION = """\
 From one neuron to a microcontroller: the TinyML course's dense networks on Keras 3.
@@ -21,6 +23,9 @@ From one neuron to a microcontroller: the TinyML course's dense networks on Kera
 
 Every command that reports numbers takes --json. Exit status: 0 ok, 1 a check failed,
 2 bad input."""
+
+
+_FORCE_HELP = "write into --out even if it holds files denselab did not write (they are kept)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,11 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--optimizer", choices=["adam", "sgd"], help="default adam (line: sgd, as lesson 1)"
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--target", help="CSV target column, by name or index (default last)")
     p.add_argument("--task", choices=["classification", "regression"], help="default: guessed")
     p.add_argument("--out", help="run folder (default runs/<dataset>-<layers>-<time>)")
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder")
+    p.add_argument("--force", action="store_true", help=_FORCE_HELP)
     p.add_argument("--no-plots", action="store_true", help="do not draw the run's pictures")
 
     p = command("inspect", "a dense model's layers, and one neuron's weights and bias")
@@ -116,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
         help="also run the engine on this emulated core when arm-none-eabi-gcc and unicorn "
         "are installed (default cortex-m4; none skips it)",
     )
+    p.add_argument("--force", action="store_true", help=_FORCE_HELP)
 
     p = command("verify", "rerun deploy's comparisons on a folder it wrote")
     p.add_argument("folder", help="a folder written by `denselab deploy`")
@@ -157,16 +164,40 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="trials at once (default 2)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--epochs-max", type=int, default=30, help="most epochs a trial trains")
+    p.add_argument("--force", action="store_true", help=_FORCE_HELP.replace("--out", "chosen/"))
 
     p = command("explore", "write an offline HTML page: draw a digit, watch every neuron")
     p.add_argument("model", help="a run folder or a .keras/.h5 file")
     p.add_argument("--data", help="dataset for the test-image browser (default: the run's)")
     p.add_argument("--out", help="HTML file (default explorer.html in the run folder)")
     p.add_argument("--open", action="store_true", help="open it in a web browser")
+    p.add_argument(
+        "--force", action="store_true", help="replace --out even if denselab did not write it"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    status = _main(argv)
+    if argv is None:  # this process is the command itself, not a call from Python code
+        _leave(status)
+    return status
+
+
+def _leave(status: int) -> None:
+    """End the command's process now: output flushed, every exit handler run (locks, workers,
+    temporary files), then no teardown of the interpreter's modules: for XLA and Keras that
+    takes ~0.5 s and writes nothing."""
+    import atexit
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    atexit._run_exitfuncs()
+    os._exit(status)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not args.command:
@@ -178,25 +209,51 @@ def main(argv: list[str] | None = None) -> int:
     _backend.lean_keras()  # this process is denselab's own: ~2 s less to import Keras
     report.quiet(args.json)
     try:
-        result = _COMMANDS[args.command](args)
+        with _sigterm_interrupts():
+            result = _COMMANDS[args.command](args)
     except DenselabError as error:
-        print(f"denselab {args.command}: {error}", file=sys.stderr)
+        _error_line(args.command, str(error))
         return error.exit_code
     except KeyboardInterrupt:
-        print(f"denselab {args.command}: interrupted", file=sys.stderr)
+        _error_line(args.command, "interrupted")
         return 130
     except OSError as error:  # a disk or permission problem no reader anticipated
         where = f" ({error.filename})" if error.filename else ""
-        print(f"denselab {args.command}: {error.strerror or error}{where}", file=sys.stderr)
+        _error_line(args.command, f"{error.strerror or error}{where}")
         return 2
     status = 130 if isinstance(result, dict) and result.get("interrupted") else 0
     if args.json:
-        from ._io import _jsonable
+        from ._io import to_json
 
-        print(json.dumps(result, default=_jsonable))
+        print(to_json(result))
     elif hasattr(views, args.command):
         getattr(views, args.command)(result)
     return status
+
+
+def _error_line(command: str, message: str) -> None:
+    """One line on standard error; text from a file cannot move the cursor or retitle the
+    terminal (control characters are shown escaped)."""
+    from .report import printable
+
+    print(f"denselab {command}: {printable(message, keep='')}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """``kill`` (SIGTERM) stops every command as Ctrl-C does: cleanly, exit status 130."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 # --- commands: each calls one library function; views.py shows the result -----------------
@@ -224,6 +281,7 @@ def _train(args) -> dict:
         resume_run=args.resume,
         out=args.out,
         plots=not args.no_plots,
+        force=args.force,
         layers=_int_list(args.layers, "--layers") if args.layers else None,
         activations=[a.strip() for a in args.activations.split(",")] if args.activations else None,
         epochs=args.epochs,
@@ -275,7 +333,9 @@ def _deploy(args) -> dict:
     from .deploy import deploy
 
     target = None if args.target == "none" else args.target
-    return deploy(args.model, data=args.data, out=args.out, name=args.name, target=target)
+    return deploy(
+        args.model, data=args.data, out=args.out, name=args.name, target=target, force=args.force
+    )
 
 
 def _verify(args) -> dict:
@@ -298,6 +358,7 @@ def _search(args) -> dict:
         workers=args.workers,
         seed=args.seed,
         epochs_max=args.epochs_max,
+        force=args.force,
     )
 
 
@@ -311,7 +372,7 @@ def _plot(args) -> dict:
 def _explore(args) -> dict:
     from .explore import write_explorer
 
-    path = write_explorer(args.model, args.out, data=args.data)
+    path = write_explorer(args.model, args.out, data=args.data, force=args.force)
     if args.open:
         import webbrowser
 

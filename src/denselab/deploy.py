@@ -16,6 +16,16 @@ from .model import dense_network, load_model
 from .verify import check_bit_exact, labels, measure, target_or_skip
 
 EXAMPLE_SAMPLES = 10  # test inputs written into test_samples.h for the C example
+ENGINE_MAX_INPUTS = 65_535  # per layer: the engine's input runs count in uint16_t (input_runs)
+
+
+class DeployReport(dict):
+    """The deploy report (``report.json``): a dict that a notebook shows as a table."""
+
+    def _repr_html_(self) -> str:
+        from .notebook import deploy_html
+
+        return deploy_html(self)
 
 
 def deploy(
@@ -25,8 +35,14 @@ def deploy(
     name: str = "model",
     calibration_samples: int = CALIBRATION_SAMPLES,
     target: str | None = "cortex-m4",
+    force: bool = False,
 ) -> dict:
     """Write the int8 and float ``.tflite``, the C engine and ``report.json`` into ``out``.
+
+    ``out`` is written as one transaction (:func:`denselab._io.folder_transaction`): it is
+    wholly the previous deploy or wholly this one, with a manifest (sha256 of every file) that
+    ``verify`` checks. A folder holding files denselab did not write is refused unless
+    ``force`` (they are then kept).
 
     With ``target`` (default "cortex-m4"; None skips it) the engine also runs on that
     emulated core when ``arm-none-eabi-gcc`` and ``unicorn`` are installed, and the report
@@ -45,38 +61,53 @@ def deploy(
     network = dense_network(model)  # refuses Conv2D, LSTM, ... by name
     dataset = resolved.dataset
     runs.check_fits(network, dataset)
-    folder = _io.ensure_dir(out)
+    _check_engine_limits(network)
+    inputs = [resolved.model_path] + ([data] if isinstance(data, (str, Path)) else [])
+    folder = Path(out)
 
-    calibration = draw_calibration(dataset.x_train, calibration_samples)
-    report.say(
-        f"quantizing to int8 with TFLiteConverter, calibrated on {len(calibration)} training "
-        "samples"
-    )
-    float_tflite, int8_tflite = to_tflite(network, calibration)
-    _io.write_bytes(folder / f"{name}_float.tflite", float_tflite)
-    _io.write_bytes(folder / f"{name}_int8.tflite", int8_tflite)
+    with _io.folder_transaction(folder, "deploy", force=force, inputs=inputs) as staging:
+        calibration = draw_calibration(dataset.x_train, calibration_samples)
+        report.say(
+            f"quantizing to int8 with TFLiteConverter, calibrated on {len(calibration)} "
+            "training samples"
+        )
+        float_tflite, int8_tflite = to_tflite(network, calibration)
+        _io.write_bytes(staging / f"{name}_float.tflite", float_tflite)
+        _io.write_bytes(staging / f"{name}_int8.tflite", int8_tflite)
 
-    quantized = read_int8_tflite(int8_tflite)
-    engine = generate_c(quantized, name=name)
-    inputs = quantized.quantize_input(dataset.x_test[:EXAMPLE_SAMPLES])
-    example = samples_header(inputs, labels(dataset)[:EXAMPLE_SAMPLES])
-    for filename, text in {**engine, **tflite_c_array(int8_tflite, name), **example}.items():
-        _io.write_text(folder / filename, text)
+        quantized = read_int8_tflite(int8_tflite)
+        engine = generate_c(quantized, name=name)
+        examples = quantized.quantize_input(dataset.x_test[:EXAMPLE_SAMPLES])
+        example = samples_header(examples, labels(dataset)[:EXAMPLE_SAMPLES])
+        for filename, text in {**engine, **tflite_c_array(int8_tflite, name), **example}.items():
+            _io.write_text(staging / filename, text)
 
-    result = {
-        "model": str(model_path),
-        "dataset": dataset.name,
-        "name": name,
-        "folder": str(folder),
-        "calibration_samples": len(calibration),
-        "params": network.n_params,
-        "macs": network.macs,
-        "layers": [repr(layer) for layer in network.layers],
-        **measure(int8_tflite, engine, dataset, model=model, name=name),
-    }
-    on_chip = target_or_skip(int8_tflite, engine, dataset, target, name)
-    if on_chip is not None:
-        result["target"] = on_chip
-    _io.write_json(folder / "report.json", result)
-    check_bit_exact(result)
-    return result
+        result = {
+            "model": str(model_path),
+            "dataset": dataset.name,
+            "name": name,
+            "folder": str(folder),
+            "calibration_samples": len(calibration),
+            "params": network.n_params,
+            "macs": network.macs,
+            "layers": [repr(layer) for layer in network.layers],
+            **measure(int8_tflite, engine, dataset, model=model, name=name),
+        }
+        on_chip = target_or_skip(int8_tflite, engine, dataset, target, name)
+        if on_chip is not None:
+            result["target"] = on_chip
+        _io.write_json(staging / "report.json", result)
+    check_bit_exact(result)  # after the swap: a folder that differs is kept, to be looked at
+    return DeployReport(result)
+
+
+def _check_engine_limits(network) -> None:
+    """Refuse, before the minutes of conversion, a model the C engine cannot hold."""
+    from .errors import DenselabError
+
+    for layer in network.layers:
+        if layer.n_inputs > ENGINE_MAX_INPUTS:
+            raise DenselabError(
+                f"layer {layer.name!r} has {layer.n_inputs:,} inputs; the C engine takes at "
+                f"most {ENGINE_MAX_INPUTS:,} per layer"
+            )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
-import json
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from .data import Dataset
 from .model import DenseNetwork, dense_network, load_model
 
 DEFAULT_TEST_IMAGES = 300  # ~240 KB of uint8 pixels for 28x28 images
+PAGE_MARK = b"<title>denselab explorer: "  # how a page this module wrote begins
 
 # The page's JavaScript (templates/explorer/), joined in this order into one <script>. Each file
 # adds one entry to the `Explorer` namespace that state.js declares and, as it loads, reads only
@@ -30,6 +31,7 @@ JS_MODULES = (
     "model.js",
     "format.js",
     "draw.js",
+    "preprocess.js",
     "canvas.js",
     "inputs.js",
     "panels.js",
@@ -47,6 +49,7 @@ def write_explorer(
     out: str | Path | None = None,
     data: str | Dataset | None = None,
     n_test_images: int = DEFAULT_TEST_IMAGES,
+    force: bool = False,
 ) -> Path:
     """Write the explorer page for a model (a ``.keras``/``.h5`` file or a run folder).
 
@@ -55,23 +58,46 @@ def write_explorer(
     dataset); ``data`` defaults to the dataset named in the run's ``run.json``. Without a
     dataset (or with ``n_test_images=0``) the page still shows the network and, for image
     models, the drawing canvas. Returns the path written.
+
+    ``out`` is refused when it is the model itself, not a regular file, or a file denselab
+    did not write (unless ``force``); the page is added to its folder's manifest, if any.
     """
-    from .runs import check_fits, resolve
+    from .runs import check_fits, read_history, resolve
 
     resolved = resolve(model_path_or_run, data)
     folder = resolved.folder
+    inputs = [resolved.model_path] + ([data] if isinstance(data, (str, Path)) else [])
+    page_path = _io.check_output_file(
+        out or folder / "explorer.html", inputs=inputs, force=force, ours=is_explorer_page
+    )
     network = dense_network(load_model(resolved.model_path))
     data = resolved.dataset
     if data is not None:
         check_fits(network, data)
     payload = explorer_data(network, data, n_test_images)
     payload["title"] = folder.name if resolved.is_run else resolved.model_path.name
-    for name in ("history", "metrics"):
-        if (folder / f"{name}.json").exists():
-            payload[name] = _io.read_json(folder / f"{name}.json")
+    history = read_history(folder)  # checked: a list of finite numbers per metric
+    if history is not None:
+        payload["history"] = history
+    if (folder / "metrics.json").exists():
+        metrics = _io.read_json(folder / "metrics.json")
+        if isinstance(metrics, dict):  # only numbers: the page formats them as numbers
+            payload["metrics"] = {
+                key: value
+                for key, value in metrics.items()
+                if isinstance(value, (int, float)) and not isinstance(value, bool)
+            }
     if payload.get("history"):
         payload["history"].pop("epoch_end_unix", None)
-    return _io.write_text(out or folder / "explorer.html", render_page(payload))
+    _io.write_text(page_path, render_page(payload))
+    _io.add_to_manifest(page_path.parent, page_path.name)
+    return Path(out) if out is not None else page_path
+
+
+def is_explorer_page(path: Path) -> bool:
+    """Whether ``path`` is a page this module wrote (replacing it loses nothing)."""
+    with open(path, "rb") as stream:
+        return PAGE_MARK in stream.read(2048)
 
 
 def explorer_data(network: DenseNetwork, data: Dataset | None, n_test_images: int) -> dict:
@@ -114,16 +140,21 @@ def explorer_data(network: DenseNetwork, data: Dataset | None, n_test_images: in
 
 
 def render_page(payload: dict) -> str:
-    """Fill the template: CSS, JavaScript and the JSON payload inline (no external file)."""
+    """Fill the template: CSS, JavaScript and the JSON payload inline (no external file).
+
+    Every placeholder is filled in one pass over the template, so text from a file (a run
+    folder named ``{{js}}``) is never searched for placeholders itself.
+    """
     folder = resources.files("denselab") / "templates" / "explorer"
     page = (folder / "page.html").read_text(encoding="utf-8")
-    css = (folder / "page.css").read_text(encoding="utf-8")
-    script = "\n".join((folder / name).read_text(encoding="utf-8") for name in JS_MODULES)
-    # "<" escaped so no string in the data can close the <script> element early.
-    blob = json.dumps(payload, separators=(",", ":")).replace("<", "\\u003c")
-    page = page.replace("{{title}}", html.escape(str(payload.get("title", "model"))))
-    page = page.replace("{{css}}", css).replace("{{js}}", script)
-    return page.replace("{{data}}", blob)
+    parts = {
+        "title": html.escape(str(payload.get("title", "model"))),
+        "css": (folder / "page.css").read_text(encoding="utf-8"),
+        "js": "\n".join((folder / name).read_text(encoding="utf-8") for name in JS_MODULES),
+        # "<" escaped so no string in the data can close the <script> element early.
+        "data": _io.to_json(payload, compact=True).replace("<", "\\u003c"),
+    }
+    return re.sub(r"\{\{(title|css|js|data)\}\}", lambda match: parts[match[1]], page)
 
 
 def _test_samples(data: Dataset, limit: int) -> dict:
@@ -134,6 +165,7 @@ def _test_samples(data: Dataset, limit: int) -> dict:
     encoded = as_bytes.astype(np.uint8) if exact else x.astype("<f4")
     return {
         "count": len(x),
+        "total": len(data.x_test),  # the header's accuracy is over all of them
         "encoding": "uint8" if exact else "float32",
         "x": _b64(encoded),
         "y": np.asarray(data.y_test[:limit]).tolist(),

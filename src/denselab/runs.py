@@ -9,6 +9,7 @@ that repeats it). Every command that takes "a model file or a run folder" goes t
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -26,6 +27,11 @@ DEFAULT_BATCH_SIZE = 32
 DEFAULT_STEPS_PER_EXECUTION = 64
 DEFAULT_LEARNING_RATE = 2e-3
 DEFAULT_SCHEDULE = "cosine"
+
+# The lesson's recipe for its six points, `compile(optimizer='sgd', loss='mean_squared_error')`
+# and `fit(xs, ys, epochs=500)`: Keras's SGD at its default rate, constant, 500 epochs (the
+# six points are one batch, so 500 steps). Adam's first 20 steps leave the line far off.
+LINE_RECIPE = {"optimizer": "sgd", "learning_rate": 0.01, "schedule": "constant", "epochs": 500}
 
 
 @dataclass
@@ -55,9 +61,18 @@ class Run:
     config: TrainConfig
     history: dict
     metrics: dict
+    pictures: list[Path] = field(default_factory=list)  # the PNGs written into ``path``
 
     def __repr__(self) -> str:
-        return f"Run({str(self.path)!r}, val_accuracy={self.metrics.get('val_accuracy')})"
+        shown = {k: v for k, v in self.metrics.items() if k in ("val_accuracy", "val_mae")}
+        numbers = "".join(f", {k}={v:.4f}" for k, v in shown.items() if isinstance(v, float))
+        return f"Run({str(self.path)!r}{numbers})"
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the numbers, the learning curves and the layer table."""
+        from .notebook import run_html
+
+        return run_html(self)
 
 
 @dataclass
@@ -105,18 +120,38 @@ def check_fits(network, dataset: Dataset) -> None:
 
 
 def run_dataset_name(model_path: str | Path) -> str | None:
-    """The dataset a denselab run was trained on, read from the ``run.json`` beside the model."""
+    """The dataset a denselab run was trained on, read from the ``run.json`` beside the model.
+
+    None when there is no run.json, or one that is not denselab's (no ``config``); a
+    denselab run.json that was edited into nonsense is refused, as :func:`read_run` does.
+    """
     path = Path(model_path)
     folder = path if path.is_dir() else path.parent
     try:
-        name = json.loads((folder / "run.json").read_text())["config"]["dataset"]
-    except (OSError, ValueError, KeyError, TypeError):
+        run = json.loads((folder / "run.json").read_text())
+    except (OSError, ValueError):
         return None
-    return name if isinstance(name, str) else None
+    if not isinstance(run, dict) or "config" not in run:
+        return None
+    return read_config(folder).dataset
 
 
-def save_run(folder: Path, model, config: TrainConfig, history: dict, metrics: dict) -> None:
-    """Write the model and the run's three JSON files into ``folder`` (each atomically)."""
+def save_run(
+    folder: str | Path, model, config: TrainConfig, history: dict, metrics: dict, force=False
+) -> Path:
+    """Write a whole run folder (the model, ``history.json``, ``metrics.json``, ``run.json``)
+    as one transaction: ``folder`` is wholly the previous run or wholly this one.
+
+    A folder holding files denselab did not write is refused unless ``force``.
+    """
+    with _io.folder_transaction(folder, "run", force=force) as staging:
+        write_run(staging, model, config, history, metrics)
+    return Path(folder)
+
+
+def write_run(folder: Path, model, config: TrainConfig, history: dict, metrics: dict) -> None:
+    """Write the model and the run's three JSON files into ``folder``, the staging folder of a
+    :func:`denselab._io.folder_transaction` (see :func:`save_run`)."""
     import keras
 
     from ._backend import tensorflow_unprobed
@@ -133,20 +168,62 @@ def save_run(folder: Path, model, config: TrainConfig, history: dict, metrics: d
 
 def read_run(folder: Path) -> tuple[TrainConfig, dict]:
     """The config and history of a run folder, checked like any other input."""
+    folder = Path(folder)
+    config = read_config(folder)
+    history = read_history(folder)
+    if history is None:
+        raise DenselabError(f"{folder} is not a denselab run folder (run.json, history.json)")
+    if len(history.get("loss", [])) > config.epochs:
+        raise DenselabError(
+            f"{folder / 'history.json'} holds more epochs than run.json's {config.epochs}"
+        )
+    if not (folder / "model.keras").exists():
+        raise DenselabError(f"{folder} has no model.keras to resume from")
+    return config, history
+
+
+def read_config(folder: Path) -> TrainConfig:
+    """The :class:`TrainConfig` in a run folder's ``run.json``, every value checked (a
+    hand-edited ``"epochs": "5"`` or ``"epochs": 0`` is one clear error, not a traceback)."""
+    path = Path(folder) / "run.json"
     try:
-        run = json.loads((folder / "run.json").read_text())
-        history = json.loads((folder / "history.json").read_text())
-        config = TrainConfig(**run["config"])
-        if not isinstance(history, dict):
-            raise TypeError("history.json is not an object")
+        run = json.loads(path.read_text())
+        settings = run["config"]
+        if not isinstance(settings, dict):
+            raise TypeError("config is not an object")
     except (OSError, ValueError, KeyError, TypeError):
         raise DenselabError(
             f"{folder} is not a denselab run folder (run.json, history.json)"
         ) from None
-    _check_config_types(config, folder)
-    if not (folder / "model.keras").exists():
-        raise DenselabError(f"{folder} has no model.keras to resume from")
-    return config, history
+    names = {item.name for item in fields(TrainConfig)}
+    unknown = sorted(set(settings) - names)
+    if unknown:
+        raise DenselabError(f"{path}: unknown setting {unknown[0]!r}; fix it or train a new run")
+    config = TrainConfig(**settings)
+    _check_config_types(config, Path(folder))
+    _check_config_values(config, path)
+    return config
+
+
+def read_history(folder: Path) -> dict | None:
+    """A run folder's ``history.json`` (None if it has none): every entry a list of finite
+    numbers, one per epoch."""
+    path = Path(folder) / "history.json"
+    if not path.exists():
+        return None
+    history = _io.read_json(path)
+    if not isinstance(history, dict):
+        raise DenselabError(f"{path} is not a training history (an object of lists)")
+    for key, values in history.items():
+        if not isinstance(values, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in values
+        ):
+            raise DenselabError(f"{path}: {key!r} is not a list of finite numbers")
+    lengths = {len(values) for values in history.values()}
+    if len(lengths) > 1:
+        raise DenselabError(f"{path}: its lists have different lengths {sorted(lengths)}")
+    return history
 
 
 def final_metrics(history: dict, dataset_name: str, epochs_done: int, interrupted: bool) -> dict:
@@ -187,5 +264,41 @@ def _check_config_types(config: TrainConfig, folder: Path) -> None:
             wrong = not isinstance(value, list) or not all(
                 isinstance(v, element) and not isinstance(v, bool) for v in value
             )
+        if item.name in ("target", "task"):
+            wrong = value is not None and not isinstance(value, str)
         if wrong:
             raise DenselabError(f"{folder / 'run.json'}: {item.name!r} has the wrong type")
+
+
+def _check_config_values(config: TrainConfig, path: Path) -> None:
+    """Values a training can use: positive sizes, known names, layers that match."""
+    from .model import ACTIVATIONS
+
+    rules = (
+        ("dataset", bool(config.dataset), "a dataset name"),
+        ("units", bool(config.units) and min(config.units) >= 1, "widths of at least 1"),
+        (
+            "activations",
+            len(config.activations) == len(config.units)
+            and all(a in ACTIVATIONS for a in config.activations),
+            f"one of {', '.join(ACTIVATIONS)} per layer",
+        ),
+        ("epochs", config.epochs >= 1, "at least 1"),
+        ("batch_size", config.batch_size >= 1, "at least 1"),
+        ("steps_per_execution", config.steps_per_execution >= 1, "at least 1"),
+        (
+            "learning_rate",
+            math.isfinite(config.learning_rate) and config.learning_rate > 0,
+            "a positive number",
+        ),
+        ("schedule", config.schedule in ("cosine", "constant"), "cosine or constant"),
+        ("optimizer", config.optimizer in ("adam", "sgd"), "adam or sgd"),
+        ("seed", 0 <= config.seed < 2**32, "a whole number from 0 to 2**32 - 1"),
+        ("task", config.task in (None, "classification", "regression"), "a known task"),
+    )
+    for name, valid, rule in rules:
+        if not valid:
+            value = getattr(config, name)
+            raise DenselabError(
+                f"{path}: {name!r} is {value!r}; it must be {rule} (fix it or train a new run)"
+            )

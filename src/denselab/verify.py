@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import report
+from . import _io, report
 from .data import Dataset, load_dataset
 from .errors import CheckFailed, DenselabError
 
@@ -167,11 +167,18 @@ def _spread(values: np.ndarray) -> dict:
 
 def verify_folder(folder: str | Path, data: str | None = None, target: str | None = None) -> dict:
     """Rerun deploy's comparisons (Keras, TFLite Micro, C engine) on a folder it wrote; with
-    ``target`` (e.g. "cortex-m4"), also on that emulated core (it must be installed)."""
-    from .engine import check_model_name, generate_c
+    ``target`` (e.g. "cortex-m4"), also on that emulated core (it must be installed).
+
+    First, every file deploy wrote is checked against the folder's manifest (sha256): the C
+    array that ships in firmware, ``test_samples.h``, both ``.tflite`` and ``report.json``; a
+    difference names the file (exit status 1). The C engine is then regenerated from the
+    ``.tflite`` and compared, never compiled from the folder.
+    """
+    from .engine import check_model_name, generate_c, tflite_c_array
     from .model import load_model
 
     folder = Path(folder)
+    manifest = _deploy_manifest(folder)  # first: a changed report.json is named as such
     try:
         previous = json.loads((folder / "report.json").read_text())
         name, dataset_name, model_path = previous["name"], previous["dataset"], previous["model"]
@@ -194,6 +201,18 @@ def verify_folder(folder: str | Path, data: str | None = None, target: str | Non
                 f"{folder / filename} is not what deploy generates from {name}_int8.tflite; "
                 "run `denselab deploy` again"
             )
+    if manifest is None:
+        raise CheckFailed(
+            f"{folder} has no {_io.MANIFEST}, so its files cannot be checked against what "
+            "deploy wrote; run `denselab deploy` again"
+        )
+    shipped = {f"{name}_float.tflite", f"{name}_int8.tflite", "report.json", "test_samples.h"}
+    unrecorded = sorted({*engine, *tflite_c_array(int8_tflite, name), *shipped} - set(manifest))
+    if unrecorded:
+        raise CheckFailed(
+            f"{folder}: {', '.join(unrecorded)} not recorded in {_io.MANIFEST}; run `denselab "
+            "deploy` again"
+        )
     dataset = load_dataset(data or dataset_name)
     model = load_model(model_path) if Path(model_path).exists() else None
     result = {
@@ -213,6 +232,29 @@ def verify_folder(folder: str | Path, data: str | None = None, target: str | Non
         result["target"] = measure_on_target(int8_tflite, engine, dataset, target, name=name)
     check_bit_exact(result)
     return result
+
+
+def _deploy_manifest(folder: Path) -> dict | None:
+    """The files deploy recorded (name -> sha256), each checked; None for a folder without a
+    manifest. A file that is missing or differs is a failed check that names it."""
+    try:
+        manifest = _io.read_manifest(folder)
+    except DenselabError as error:
+        raise CheckFailed(f"{error}; run `denselab deploy` again") from None
+    if manifest is None:
+        return None
+    if manifest["kind"] != "deploy":
+        raise DenselabError(f"{folder} is not a folder written by `denselab deploy`")
+    missing, changed = _io.manifest_differences(folder, manifest)
+    problems = [f"{folder / name} is missing" for name in missing]
+    problems += [
+        f"{folder / name} is not what deploy generates: its sha256 differs from the one "
+        f"deploy recorded in {_io.MANIFEST}"
+        for name in changed
+    ]
+    if problems:
+        raise CheckFailed("; ".join(problems) + "; run `denselab deploy` again")
+    return manifest["files"]
 
 
 def check_bit_exact(result: dict) -> None:

@@ -70,10 +70,9 @@ def _csv(path: Path, target: str | None, task: str | None) -> Dataset:
         raise DenselabError(f"cannot read {path}: {error.strerror}") from None
     if b"\0" in blob:
         raise DenselabError(f"{path} is not a text file; give numbers separated by commas")
+    text = blob.decode("utf-8-sig", errors="replace")  # -sig: a byte-order mark is not data
     numbered = [
-        (number, line)
-        for number, line in enumerate(blob.decode(errors="replace").splitlines(), start=1)
-        if line.strip()
+        (number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()
     ]
     if not numbered:
         raise DenselabError(f"{path} is empty")
@@ -118,6 +117,12 @@ def _labelled(name, x_train, y_train, x_test, y_test, task, path) -> Dataset:
     if task == "classification":
         if not integral or y_all.min() < 0:
             raise DenselabError(f"{path}: classification labels must be whole numbers 0, 1, 2, ...")
+        present = np.unique(np.ravel(y_train))
+        if len(present) < 2:
+            raise DenselabError(
+                f"{path}: every training label is {present[0]:.0f}; a classifier needs examples "
+                "of at least 2 classes (for numbers to predict, use --task regression)"
+            )
         if y_all.max() >= MAX_CLASSES:
             raise DenselabError(
                 f"{path}: labels go up to {y_all.max():.0f}, but a classifier here has at most "

@@ -47,6 +47,7 @@ def search(
     workers: int = 2,
     seed: int = 0,
     epochs_max: int = EPOCHS_MAX,
+    force: bool = False,
 ) -> dict:
     """Search for the smallest network with int8 validation accuracy >= ``target_accuracy``.
 
@@ -62,6 +63,8 @@ def search(
     ray_address : None runs ``workers`` local processes; ``"local"`` starts a Ray instance on
         this machine with ``workers`` CPUs; ``"HOST:PORT"`` (or ``"auto"``) joins a cluster.
     workers : trials run at once (local processes, or Ray's concurrency limit).
+    force : write ``out/chosen`` even if it holds files denselab did not write (kept);
+        without it such a ``chosen/`` is refused before the first trial.
 
     Returns the content of ``search.json``: ``pareto_front``, ``chosen``, ``trials`` ...
     """
@@ -70,6 +73,7 @@ def search(
     if data.task != "classification":
         raise DenselabError(f"search needs a classification dataset; {data.name} is regression")
     view = validation_view(data, VALIDATION_FRACTION, seed)
+    _io.output_folder(Path(out) / "chosen", "run", force)  # refused now, not after the trials
     folder = _io.ensure_dir(out).resolve()
     # the fewest inputs a trial may read: the widest first layer the flash leaves room for
     n_inputs = int(used_inputs(view.x_train, max(INPUT_USE)).sum()) or 1
@@ -99,10 +103,10 @@ def search(
         if value is not None
     )
     report.say(
-        f"searching {data.name} for int8 accuracy >= {target_accuracy:.3f}"
+        f"searching {report.plain(data.name)} for int8 accuracy >= {target_accuracy:.3f}"
         f"{' with ' + budgets if budgets else ''}: {remaining} of {trials} trials to run "
-        f"({done} already in {folder / 'study.db'}); {len(view.x_train):,} samples to fit, "
-        f"{len(view.x_test):,} held out of the training split to score"
+        f"({done} already in {report.plain(folder / 'study.db')}); {len(view.x_train):,} "
+        f"samples to fit, {len(view.x_test):,} held out of the training split to score"
     )
     if remaining:
         with report.progress("trials", trials) as bar:
@@ -126,7 +130,7 @@ def search(
                 runners.fail_unfinished(study, runners.open_storage(storage_url))
     rows = result.measured(study, folder)
     feasible = [row for row in rows if row["within_budget"]]
-    chosen, confirmed = choose.choose(feasible, spec, data, view, folder)
+    chosen, confirmed = choose.choose(feasible, spec, data, view, folder, force=force)
     return result.write(study, spec, data, view, folder, trials, rows, chosen, confirmed)
 
 

@@ -26,13 +26,18 @@ CONFIRM_MAX = 3  # networks that met the target which are cross-validated, small
 
 
 def choose(
-    feasible: list[dict], spec: SearchSpec, data: Dataset, view: Dataset, folder: Path
+    feasible: list[dict],
+    spec: SearchSpec,
+    data: Dataset,
+    view: Dataset,
+    folder: Path,
+    force: bool = False,
 ) -> tuple[dict | None, list[dict]]:
     """``(chosen, confirmed)``: the chosen trial's row with its refit's numbers (or None when
     no trial finished within the budgets), and the cross-validation checks."""
     chosen, confirmed = _pick(feasible, spec, data, view)
     if chosen is not None:
-        chosen = {**chosen, **keep_chosen(chosen, spec, data, view, folder)}
+        chosen = {**chosen, **keep_chosen(chosen, spec, data, view, folder, force=force)}
     return chosen, confirmed
 
 
@@ -109,44 +114,56 @@ def cross_validate(row: dict, spec: SearchSpec, data: Dataset, view: Dataset) ->
     return correct / len(order)
 
 
-def keep_chosen(chosen: dict, spec: SearchSpec, data: Dataset, view: Dataset, folder: Path):
+def keep_chosen(
+    chosen: dict,
+    spec: SearchSpec,
+    data: Dataset,
+    view: Dataset,
+    folder: Path,
+    force: bool = False,
+):
     """Retrain the chosen recipe on the whole training split (as scikit-learn's ``refit``),
     save it as ``out/chosen`` (a normal run folder) and measure it on the test split.
 
     If the retrained network diverges or no longer fits the budgets (an input whose weights
     all rounded to 0 in the trial may not in the refit), the trial's own model is kept.
+    ``out/chosen`` is written as one transaction: it is wholly the previous chosen model or
+    wholly this one, and a ``chosen/`` holding files denselab did not write is refused unless
+    ``force`` (they are then kept).
     """
     from ..engine import generate_c
     from ..model import load_model
 
+    target = folder / "chosen"
+    _io.output_folder(target, "run", force)  # before the retraining, not after it
     used = trial.used_inputs(view.x_train, float(chosen["params"].get("input_use", 0.0)))
     with report.progress("retraining the chosen on the whole training split", 1) as bar:
         trained = trial.train_candidate(chosen["params"], data, used, spec)
         bar.advance(1)
-    staging = folder / ".chosen-partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    if trained is not None:
-        model, config, history = trained
-        int8_tflite, engine = trial.ship(model, data)
-        tested = _test(chosen, model, int8_tflite, engine, data)
-        if not spec.over_budget(tested["flash_bytes"], tested["ram_bytes"]):
-            measurements = {**tested, "int8_val_accuracy": chosen["int8_val_accuracy"]}
-            trial.save_trial(staging, model, config, history, data, measurements, int8_tflite)
-            note = (
-                f"retrained on the whole training split ({len(data.x_train):,}) after the "
-                f"search; val_* metrics are on the test split ({len(data.x_test):,})"
-            )
-            test_split = f"the test split ({len(data.x_test):,} samples)"
-            return _install(chosen, staging, folder, tested, note, validation=test_split)
-    report.warn(
-        f"trial {chosen['trial']}'s recipe "
-        + ("diverged" if trained is None else "went over the budget")
-        + " when retrained on the whole training split; keeping the trial's own model"
-    )
-    shutil.copytree(chosen["run"], staging)
-    int8_tflite = (staging / "model_int8.tflite").read_bytes()
-    tested = _test(chosen, load_model(staging), int8_tflite, generate_c(int8_tflite), data)
-    return _install(chosen, staging, folder, tested, "the search trial's model, not retrained")
+    with _io.folder_transaction(target, "run", force=force) as staging:
+        if trained is not None:
+            model, config, history = trained
+            int8_tflite, engine = trial.ship(model, data)
+            tested = _test(chosen, model, int8_tflite, engine, data)
+            if not spec.over_budget(tested["flash_bytes"], tested["ram_bytes"]):
+                measurements = {**tested, "int8_val_accuracy": chosen["int8_val_accuracy"]}
+                trial.write_trial(staging, model, config, history, data, measurements, int8_tflite)
+                note = (
+                    f"retrained on the whole training split ({len(data.x_train):,}) after the "
+                    f"search; val_* metrics are on the test split ({len(data.x_test):,})"
+                )
+                test_split = f"the test split ({len(data.x_test):,} samples)"
+                return _install(chosen, staging, target, tested, note, validation=test_split)
+        report.warn(
+            f"trial {chosen['trial']}'s recipe "
+            + ("diverged" if trained is None else "went over the budget")
+            + " when retrained on the whole training split; keeping the trial's own model"
+        )
+        ignore = shutil.ignore_patterns(_io.MANIFEST)
+        shutil.copytree(chosen["run"], staging, dirs_exist_ok=True, ignore=ignore)
+        int8_tflite = (staging / "model_int8.tflite").read_bytes()
+        tested = _test(chosen, load_model(staging), int8_tflite, generate_c(int8_tflite), data)
+        return _install(chosen, staging, target, tested, "the search trial's model, not retrained")
 
 
 def _test(chosen: dict, model, int8_tflite: bytes, engine: dict, data: Dataset) -> dict:
@@ -166,19 +183,14 @@ def _test(chosen: dict, model, int8_tflite: bytes, engine: dict, data: Dataset) 
 
 
 def _install(
-    chosen: dict, staging: Path, folder: Path, tested: dict, note: str, validation: str = ""
+    chosen: dict, staging: Path, target: Path, tested: dict, note: str, validation: str = ""
 ) -> dict:
-    """Add ``tested`` to the run folder ``staging``'s metrics, then make it ``out/chosen``."""
+    """Add ``tested`` to the run folder ``staging``'s metrics (it becomes ``target``,
+    ``out/chosen``, when its transaction ends)."""
     tested = {**tested, "chosen_model": note}
     metrics = json.loads((staging / "metrics.json").read_text())
     metrics.update(tested, search_trial=chosen["trial"])
     if validation:  # what Keras's validation data was, when it was not the trial's
         metrics["validation"] = validation
     _io.write_json(staging / "metrics.json", metrics)
-    target, retired = folder / "chosen", folder / ".chosen-old"
-    shutil.rmtree(retired, ignore_errors=True)
-    if target.exists():  # set the old one aside first: an interrupt never leaves no `chosen`
-        target.rename(retired)
-    staging.rename(target)
-    shutil.rmtree(retired, ignore_errors=True)
     return {**tested, "run": str(target), "trial_run": chosen["run"]}

@@ -107,6 +107,8 @@ def _plot(rows, front, chosen, spec: SearchSpec, out: Path) -> Path:
     """int8 validation accuracy vs flash: every measured trial, the front, target, budget."""
     from matplotlib.figure import Figure
 
+    from ..plots import plain_text
+
     figure = Figure(figsize=(7.5, 4.8), dpi=100, layout="constrained")
     ax = figure.subplots()
     inside = [r for r in rows if r["within_budget"]]
@@ -161,7 +163,7 @@ def _plot(rows, front, chosen, spec: SearchSpec, out: Path) -> Path:
     ax.set_xscale("log")
     ax.set_xlabel("flash of the C engine, bytes (Cortex-M4, log scale)")
     ax.set_ylabel("int8 accuracy, validation (C engine)")
-    ax.set_title(f"{spec.dataset}: the smallest network that does the job")
+    ax.set_title(f"{plain_text(spec.dataset)}: the smallest network that does the job")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return _io.write_with(out, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
@@ -217,6 +219,6 @@ def _show(result: dict) -> None:
         f"chosen: trial {chosen['trial']}, {chosen['layers']} ({chosen['activations']}), "
         f"{chosen['flash_bytes']:,} bytes flash, {chosen['ram_bytes']:,} bytes RAM, int8 "
         f"accuracy {chosen['int8_val_accuracy']:.4f} validation / "
-        f"{chosen['int8_test_accuracy']:.4f} test: {verdict}. Run folder: {chosen['run']} "
-        f"(denselab deploy {chosen['run']} --out fw)"
+        f"{chosen['int8_test_accuracy']:.4f} test: {verdict}. Run folder: "
+        f"{report.plain(chosen['run'])} (denselab deploy {report.plain(chosen['run'])} --out fw)"
     )

@@ -12,9 +12,11 @@ same command repeats it) and the parent raises KeyboardInterrupt.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
+import threading
 import time
 
 from .. import interrupts, report
@@ -116,9 +118,9 @@ def run_locally(study, storage_url, spec, view, remaining, workers, bar) -> None
         context.Process(
             target=optuna_worker,
             args=(storage_url, spec, view, share, spec.seed + 1000 * done + i, total),
-            kwargs={"errors": errors},
+            kwargs={"errors": errors, "parent": os.getpid()},
             name=f"denselab-search-{i}",
-            daemon=True,  # never outlive the search
+            daemon=True,  # never outlive the search (and die_with_parent, even after kill -9)
         )
         for i, share in enumerate(shares)
         if share
@@ -173,6 +175,27 @@ def _best_status(study) -> str:
 # --- a worker ------------------------------------------------------------------------------
 
 
+def die_with_parent(parent: int) -> None:
+    """End this worker when the search process ends, even by ``kill -9`` (which runs no
+    cleanup, so daemon processes would live on and run every remaining trial): Linux sends
+    it SIGKILL then (``PR_SET_PDEATHSIG``), and a thread checks the parent every second
+    where that is not available."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent was gone before the line above took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="denselab-parent-watch", daemon=True).start()
+
+
 def prepare_worker() -> None:
     """A worker process (local or Ray): Ctrl-C stops it (:func:`interrupts.install_for_worker`);
     one single-threaded worker per core; Keras (JAX) before TensorFlow; nothing printed."""
@@ -194,12 +217,15 @@ def optuna_worker(
     sampler_seed: int,
     total_trials: int,
     errors,
+    parent: int | None = None,
 ) -> None:
     """A local worker process: ``study.optimize`` for ``n_trials`` on the shared SQLite study.
 
     Errors go back to the parent through ``errors`` (a queue) as one line; Ctrl-C ends the
     trial in progress as FAIL (Optuna's doing), so a rerun repeats it.
     """
+    if parent is not None:
+        die_with_parent(parent)
     try:
         import optuna
 

@@ -287,12 +287,20 @@ def quietly() -> Iterator[None]:
 def save_trial(
     folder: Path, model, config, history: dict, part: Dataset, measurements: dict, int8_tflite
 ) -> None:
-    """A normal run folder (``denselab deploy`` works on it) plus the int8 ``.tflite``."""
-    from ..runs import final_metrics, save_run
+    """A normal run folder (``denselab deploy`` works on it) plus the int8 ``.tflite``, written
+    as one transaction (see :func:`denselab._io.folder_transaction`)."""
+    with _io.folder_transaction(folder, "run") as staging:
+        write_trial(staging, model, config, history, part, measurements, int8_tflite)
 
-    _io.ensure_dir(folder)
+
+def write_trial(
+    folder: Path, model, config, history: dict, part: Dataset, measurements: dict, int8_tflite
+) -> None:
+    """:func:`save_trial`'s files, into ``folder`` (a transaction's staging folder)."""
+    from ..runs import final_metrics, write_run
+
     metrics = final_metrics(history, part.name, len(history["loss"]), interrupted=False)
     metrics.update({k: measurements[k] for k in ("int8_val_accuracy", "flash_bytes", "ram_bytes")})
     metrics["validation"] = f"{len(part.x_test):,} samples held out of the training split"
-    save_run(folder, model, config, history, metrics)
+    write_run(folder, model, config, history, metrics)
     _io.write_bytes(folder / "model_int8.tflite", int8_tflite)
