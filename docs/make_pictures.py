@@ -17,6 +17,7 @@ from PIL import Image
 
 from denselab import _io
 from denselab.explore import write_explorer
+from denselab.lessons import neuron_lesson
 from denselab.plots import write_run_plots
 from denselab.train import TrainConfig, train
 
@@ -28,17 +29,21 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 MNIST_LESSON = TrainConfig(dataset="mnist-5k", units=[20, 10], activations=["relu", "softmax"])
-LINE_LESSON = TrainConfig(
-    dataset="line", units=[2, 1], activations=["linear", "linear"], optimizer="sgd",
-    learning_rate=0.01, epochs=500,
-)  # fmt: skip
-A_SEVEN = [(0.28, 0.28), (0.72, 0.28), (0.45, 0.80)]  # a stroke, as fractions of the canvas
+A_SEVEN = [(0.35, 0.3), (0.65, 0.3), (0.48, 0.72)]  # a stroke, as fractions of the canvas
+PHONE = {"width": 390, "height": 844}
 
 
 def lesson_run(config: TrainConfig, folder: Path, reuse: bool) -> Path:
     if reuse and (folder / "model.keras").exists():
         return folder
     return train(config, out=folder).path
+
+
+def line_run(folder: Path, reuse: bool) -> Path:
+    """Lesson 1b as `denselab neuron --hidden 2 --out` saves it."""
+    if reuse and (folder / "model.keras").exists():
+        return folder
+    return Path(neuron_lesson(hidden=2, out=folder, show=False)["run"])
 
 
 def screenshots(mnist_page: Path, line_page: Path) -> list[Path]:
@@ -72,8 +77,36 @@ def screenshots(mnist_page: Path, line_page: Path) -> list[Path]:
         page.wait_for_function("window.denselab && window.denselab.ready")
         page.evaluate("() => denselab.selectNeuron(1, 0)")
         written.append(_shot(page, DOCS / "explorer-line.png", clip_to="#network-card"))
+        written += phone_screenshots(browser, mnist_page)
         browser.close()
     return written
+
+
+def phone_screenshots(browser, mnist_page: Path) -> list[Path]:
+    """At 390x844 (a phone): a misclassified test image just tapped, then the network."""
+    context = browser.new_context(
+        viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2
+    )
+    page = context.new_page()
+    page.goto(mnist_page.resolve().as_uri())
+    page.wait_for_function("window.denselab && window.denselab.ready")
+    page.tap("#show-wrong")
+    thumb = page.locator(".thumb.wrong").first
+    thumb.scroll_into_view_if_needed()
+    thumb.tap()  # the page scrolls its answer into view
+    written = [_viewport_shot(page, DOCS / "explorer-phone.png")]
+    page.locator("#network-card").scroll_into_view_if_needed()
+    page.evaluate("() => document.getElementById('network-card').scrollIntoView()")
+    written.append(_viewport_shot(page, DOCS / "explorer-phone-network.png"))
+    context.close()
+    return written
+
+
+def _viewport_shot(page, target: Path) -> Path:
+    png = page.screenshot()
+    with Image.open(io.BytesIO(png)) as shot:
+        small = shot.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    return _io.write_with(target, lambda tmp: small.save(tmp, format="PNG", optimize=True))
 
 
 def _shot(page, target: Path, clip_to: str | None = None, element: str | None = None) -> Path:
@@ -95,15 +128,15 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="reuse runs/docs-* when present")
     args = parser.parse_args()
     mnist_run = lesson_run(MNIST_LESSON, RUNS / "docs-mnist-5k-20-10", args.reuse)
-    line_run = lesson_run(LINE_LESSON, RUNS / "docs-line-2-1", args.reuse)
+    two_layers = line_run(RUNS / "docs-line-2-1", args.reuse)
     written = []
     for picture in write_run_plots(mnist_run):
         written.append(_io.write_bytes(DOCS / picture.name, picture.read_bytes()))
-    for picture in write_run_plots(line_run):  # line.png and line-curves.png
+    for picture in write_run_plots(two_layers):  # line.png and line-curves.png
         name = picture.name if picture.name.startswith("line") else f"line-{picture.name}"
         written.append(_io.write_bytes(DOCS / name, picture.read_bytes()))
     mnist_page = write_explorer(mnist_run, mnist_run / "explorer.html")
-    line_page = write_explorer(line_run, line_run / "explorer.html")
+    line_page = write_explorer(two_layers, two_layers / "explorer.html")
     if shutil.which("chromium") or Path(CHROMIUM).exists():
         written += screenshots(mnist_page, line_page)
     for path in written + [mnist_page, line_page]:

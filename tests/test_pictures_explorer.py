@@ -119,9 +119,17 @@ def browser():
         chromium.close()
 
 
-def _open(browser, page_path: Path):
-    """Open the page from file://, recording every request and aborting all but file:/data:."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+
+
+def _open(browser, page_path: Path, viewport: dict = DESKTOP):
+    """Open the page from file://, recording every request and aborting all but file:/data:.
+
+    A phone-sized viewport is a touch screen, as Chromium's device emulation makes it.
+    """
+    phone = viewport["width"] < 600
+    context = browser.new_context(viewport=viewport, is_mobile=phone, has_touch=phone)
     requests: list[str] = []
     context.on("request", lambda request: requests.append(request.url))
 
@@ -199,7 +207,7 @@ def test_explorer_page_agrees_with_keras_and_stays_offline(lesson_run, mnist, br
     # A hidden neuron's formula shows its bias and its own output.
     page.click('#diagram .neuron[data-layer="0"][data-index="3"]')
     formula = page.inner_text("#formula")
-    assert "neuron 4 of 20 (relu)" in formula and "bias" in formula
+    assert "neuron 4 of 20 · N1_4 (relu)" in formula and "bias" in formula
     activation = page.evaluate("denselab.activations()[0][3]")
     assert f"{activation:.4f}" in formula or activation == 0
 
@@ -269,3 +277,248 @@ def test_drawing_works_with_a_finger(lesson_run, browser, tmp_path):
     shown = _shown_probabilities(page)
     assert np.max(np.abs(shown - lesson_run.model.predict(drawn, verbose=0)[0])) < TOLERANCE
     context.close()
+
+
+# --- the page on a phone, and digits drawn as strokes --------------------------------------------
+
+# Every pair of visible texts whose boxes overlap by more than a sliver: the diagram's SVG texts
+# and every element that holds text directly (a caption, a table cell, a label).
+_OVERLAPS = """() => {
+  const boxes = [];
+  // The part of a node's box that shows: clipped by every scrolling box around it.
+  function shown(node, b) {
+    let r = { left: b.left, top: b.top, right: b.right, bottom: b.bottom };
+    for (let up = node.parentElement; up; up = up.parentElement) {
+      const style = getComputedStyle(up);
+      if (style.overflowX === "visible" && style.overflowY === "visible") continue;
+      const c = up.getBoundingClientRect();
+      r = { left: Math.max(r.left, c.left), top: Math.max(r.top, c.top),
+            right: Math.min(r.right, c.right), bottom: Math.min(r.bottom, c.bottom) };
+    }
+    return r.right > r.left && r.bottom > r.top ? r : null;
+  }
+  for (const node of document.querySelectorAll("body *")) {
+    if (node.closest("[hidden]") || node.closest("script, style, title, option, select")) continue;
+    const own = Array.from(node.childNodes).some((c) => c.nodeType === 3 && c.textContent.trim());
+    if (!own) continue;
+    // An inline element that wraps has one box per line: each is checked on its own.
+    for (const line of node.getClientRects()) {
+      const r = shown(node, line);
+      if (r) boxes.push({ node, r, text: node.textContent.trim().slice(0, 30) });
+    }
+  }
+  const clashes = [];
+  for (let a = 0; a < boxes.length; a++) {
+    for (let b = a + 1; b < boxes.length; b++) {
+      const p = boxes[a], q = boxes[b];
+      if (p.node === q.node || p.node.contains(q.node) || q.node.contains(p.node)) continue;
+      const w = Math.min(p.r.right, q.r.right) - Math.max(p.r.left, q.r.left);
+      const h = Math.min(p.r.bottom, q.r.bottom) - Math.max(p.r.top, q.r.top);
+      if (w > 1 && h > 1) clashes.push([p.text, q.text]);
+    }
+  }
+  return clashes;
+}"""
+
+# The diagram's texts that stick out of it (and would be cut off).
+_OUTSIDE = """() => {
+  const svg = document.getElementById("diagram").getBoundingClientRect();
+  return Array.from(document.querySelectorAll("#diagram text")).filter((t) => {
+    const r = t.getBoundingClientRect();
+    return r.width > 0 && (r.left < svg.left - 1 || r.right > svg.right + 1);
+  }).map((t) => t.textContent);
+}"""
+
+_TAP_TARGETS = """() => Array.from(document.querySelectorAll("#diagram .neuron")).map((g) => {
+  const r = g.getBoundingClientRect();
+  return [g.dataset.layer + "/" + g.dataset.index, r.width, r.height];
+})"""
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_page_reads_and_taps_well_at_both_sizes(lesson_run, mnist, browser, tmp_path, viewport):
+    """Tap targets of at least 24 CSS px, no overlapping text, the answer in view after a tap
+    in the gallery, a mistake shown as two output neurons side by side, accuracies explained."""
+    page_path = write_explorer(lesson_run.path, tmp_path / "explorer.html", data=mnist)
+    context, page, _, errors = _open(browser, page_path, viewport)
+
+    targets = page.evaluate(_TAP_TARGETS)
+    assert len(targets) == 30
+    small = [(name, w, h) for name, w, h in targets if min(w, h) < 24]
+    assert not small, f"neurons too small to tap: {small[:5]}"
+    assert not page.evaluate(_OVERLAPS), page.evaluate(_OVERLAPS)[:5]
+    assert not page.evaluate(_OUTSIDE)
+    font = page.eval_on_selector("#diagram text.small", "t => t.getBoundingClientRect().height")
+    assert font >= 10, "the diagram's labels are readable"
+
+    # The header's accuracy is over the whole test split, the gallery's over its first images.
+    header = page.inner_text("#summary")
+    assert "on all 1,000 test images" in header
+    assert "the header's accuracy is over all 1,000" in page.inner_text("#test-summary")
+
+    # Choose a misclassified test image at the bottom of the page: the answer comes into view.
+    page.click("#show-wrong")
+    wrong = page.evaluate("denselab.misclassified()[0]")
+    thumb = page.locator(f'.thumb[data-index="{wrong}"]')
+    thumb.scroll_into_view_if_needed()
+    if viewport is PHONE:
+        thumb.tap()
+    else:
+        thumb.click()
+    answer = page.locator("#prediction").bounding_box()
+    assert 0 <= answer["y"] and answer["y"] + answer["height"] <= viewport["height"]
+    assert page.evaluate("denselab.input()") == page.evaluate(f"denselab.testImage({wrong})")
+
+    # Its true class's output neuron beside the one that won, both on screen, side by side.
+    label = int(mnist.y_test[wrong])
+    predicted = page.evaluate("denselab.predictedClass()")
+    assert predicted != label
+    sides = page.eval_on_selector_all(
+        "#mistake .side",
+        "ss => ss.map(s => [Number(s.dataset.classIndex), s.getBoundingClientRect().toJSON()])",
+    )
+    assert [index for index, _ in sides] == [label, predicted]
+    (_, left), (_, right) = sides
+    assert abs(left["top"] - right["top"]) < 1 and left["right"] <= right["left"]
+    assert right["right"] <= viewport["width"]
+    assert page.locator(f'#diagram .neuron.truth[data-index="{label}"]').count() == 1
+    assert not page.evaluate(_OVERLAPS)
+
+    page.screenshot(path=str(tmp_path / "explorer.png"), full_page=True)
+    context.close()
+    assert not errors, errors
+
+
+_AROUND = [(-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1)]  # P2 ... P9
+
+
+def _thin(image: np.ndarray) -> np.ndarray:
+    """Zhang-Suen thinning: the 1-pixel-wide centre lines of a binary image's strokes."""
+    skeleton = np.pad(image.astype(bool), 1)
+    changed = True
+    while changed:
+        changed = False
+        for step in (0, 1):
+            p = [np.roll(np.roll(skeleton, -dr, 0), -dc, 1) for dr, dc in _AROUND]
+            neighbours = sum(q.astype(int) for q in p)
+            transitions = sum((~p[k] & p[(k + 1) % 8]).astype(int) for k in range(8))
+            if step == 0:
+                keep = ~(p[0] & p[2] & p[4]) & ~(p[2] & p[4] & p[6])
+            else:
+                keep = ~(p[0] & p[2] & p[6]) & ~(p[0] & p[4] & p[6])
+            remove = skeleton & (neighbours >= 2) & (neighbours <= 6) & (transitions == 1) & keep
+            if remove.any():
+                skeleton &= ~remove
+                changed = True
+    return skeleton[1:-1, 1:-1]
+
+
+def _strokes(skeleton: np.ndarray) -> list[list[tuple[int, int]]]:
+    """The skeleton as pen strokes: walks along its 8-connected pixels, each link drawn once."""
+    pixels = {tuple(p) for p in np.argwhere(skeleton)}
+    steps = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc]
+    links = {frozenset((p, (p[0] + dr, p[1] + dc))) for p in pixels for dr, dc in steps
+             if (p[0] + dr, p[1] + dc) in pixels}  # fmt: skip
+    strokes = []
+    while links:
+        ends = [p for p in sorted(pixels) if sum(1 for link in links if p in link) % 2]
+        here = ends[0] if ends else min(p for link in links for p in link)
+        path = [here]
+        while True:
+            link = next((k for k in sorted(links, key=sorted) if here in k), None)
+            if link is None:
+                break
+            links.remove(link)
+            (here,) = link - {here}
+            path.append(here)
+        strokes.append(path)
+    return strokes
+
+
+def test_drawn_digits_are_read_as_keras_reads_them_preprocessed_as_mnist(
+    lesson_run, mnist, browser, tmp_path
+):
+    """Ten test digits traced as pen strokes, off-centre and at other sizes: the page makes each
+    into an MNIST digit exactly as load_image does, and reads it as Keras does."""
+    import base64
+
+    from denselab.data import load_image
+
+    context, page, _, errors = _open(browser, write_explorer(lesson_run.path, tmp_path / "e.html"))
+    box = page.locator("#draw").bounding_box()
+    pixel = box["width"] / 280  # CSS px per canvas px
+    rng = np.random.default_rng(0)
+    same_as_keras, same_as_label = 0, 0
+    for index in range(10):
+        skeleton = _thin(mnist.x_test[index] > 0.35)
+        rows, cols = np.nonzero(skeleton)
+        scale = rng.uniform(4.0, 9.0)  # canvas px per MNIST pixel: small to large
+        extent = np.array([rows.max() - rows.min(), cols.max() - cols.min()]) * scale
+        margin = 16
+        top, left = (rng.uniform(margin, 280 - margin - e) for e in extent)
+        page.click("#clear")
+        for stroke in _strokes(skeleton):
+            points = [
+                (box["x"] + (left + (c - cols.min()) * scale) * pixel,
+                 box["y"] + (top + (r - rows.min()) * scale) * pixel)
+                for r, c in stroke
+            ]  # fmt: skip
+            page.mouse.move(*points[0])
+            page.mouse.down()
+            for point in points[1:]:
+                page.mouse.move(*point)
+            page.mouse.up()
+        drawing = tmp_path / f"drawn-{index}.png"
+        png = page.evaluate("denselab.drawing()").split(",", 1)[1]
+        drawing.write_bytes(base64.b64decode(png))
+        python_sees = load_image(drawing)
+        page_sees = np.array(page.evaluate("denselab.input()")).reshape(28, 28)
+        np.testing.assert_allclose(page_sees, python_sees, atol=1.5 / 255)
+        keras_class = int(lesson_run.model.predict(python_sees[None], verbose=0).argmax())
+        same_as_keras += page.evaluate("denselab.predictedClass()") == keras_class
+        same_as_label += keras_class == int(mnist.y_test[index])
+    context.close()
+    assert not errors, errors
+    assert same_as_keras >= 9, f"the page agreed with Keras on {same_as_keras} of 10 drawn digits"
+    assert same_as_label >= 6, f"only {same_as_label} of 10 traced digits were read right"
+
+
+def test_two_layer_lesson_from_the_command_line_opens_with_its_slider(cli, browser, tmp_path):
+    """`denselab neuron --hidden 2 --out RUN && denselab explore RUN`: the lesson's network,
+    the slider, predict(10) ~ 19; the line's label never covers the points; no fake validation."""
+    from denselab.model import load_model
+
+    lesson = cli("neuron", "--hidden", "2", "--out", tmp_path / "two", "--json")
+    run = Path(lesson["run"])
+    for name in ("model.keras", "run.json", "history.json", "metrics.json", "line.png"):
+        assert (run / name).exists(), name
+    page_path = Path(cli("explore", run, "--json")["html"])
+    context, page, _, errors = _open(browser, page_path, PHONE)
+    assert page.is_visible("#x-slider")
+    assert page.locator("#diagram .neuron").count() == 3  # two neurons, then one
+    move_slider = "(s, x) => { s.value = x; s.dispatchEvent(new Event('input')); }"
+    page.eval_on_selector("#x-slider", move_slider, "10")
+    output = float(page.get_attribute("#probabilities [data-output-index='0']", "data-output"))
+    keras_says = float(load_model(run).predict(np.array([[10.0]]), verbose=0)[0, 0])
+    assert output == pytest.approx(keras_says, abs=TOLERANCE)
+    assert output == pytest.approx(19, abs=0.01)
+    assert output == pytest.approx(lesson["prediction"], abs=TOLERANCE)
+    legend = page.eval_on_selector_all("#loss-chart text", "ts => ts.map(t => t.textContent)")
+    assert "training" in legend and "validation" not in legend
+    dots = "#line-chart circle[r='4.5']"
+    for x in ("-1", "0", "2", "4", "7", "10", "12"):
+        page.eval_on_selector("#x-slider", move_slider, x)
+        label = page.locator("#line-chart .marker-label").bounding_box()
+        for dot in page.locator(dots).all():
+            d = dot.bounding_box()
+            apart = (
+                label["x"] + label["width"] < d["x"]
+                or d["x"] + d["width"] < label["x"]
+                or label["y"] + label["height"] < d["y"]
+                or d["y"] + d["height"] < label["y"]
+            )
+            assert apart, f"at x = {x} the label covers a training point"
+    assert page.locator(dots).count() == 6
+    assert not page.evaluate(_OVERLAPS) and not page.evaluate(_OUTSIDE)
+    context.close()
+    assert not errors, errors

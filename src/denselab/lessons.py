@@ -6,6 +6,7 @@ hand-written training loop, and the two-layer prediction recomputed by hand.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,9 @@ from ._backend import keras as _keras
 from ._backend import set_seed
 from .data import load_dataset
 from .errors import DenselabError
+
+LESSON_LEARNING_RATE = 0.01  # the lesson's optimizer='sgd': Keras's SGD at its default rate
+HAND_LEARNING_RATE = 0.05  # the hand-written loop's; why: hand_training_loop's docstring
 
 
 @dataclass
@@ -33,12 +37,24 @@ class HandLoop:
 
 
 def hand_training_loop(
-    xs: np.ndarray, ys: np.ndarray, epochs: int = 500, learning_rate: float = 0.05, every: int = 50
+    xs: np.ndarray,
+    ys: np.ndarray,
+    epochs: int = 500,
+    learning_rate: float = HAND_LEARNING_RATE,
+    every: int = 50,
 ) -> HandLoop:
     """Fit ``y = w x + b`` by gradient descent, the loop the lesson describes.
 
     loss = mean((w x + b - y)^2)
     dloss/dw = 2 mean((w x + b - y) x),  dloss/db = 2 mean(w x + b - y)
+
+    Why 0.05 and not Keras's SGD default of 0.01: every step multiplies the distance to the
+    best (w, b) by at most ``max |1 - learning_rate * h|`` over the loss's two curvatures h
+    (:func:`convergence`; 11.3 and 1.03 for the lesson's six points). At 0.01, 500 steps
+    leave 0.6% of the starting distance, which is why Keras stops at w = 1.998, b = -0.994;
+    at 0.05 they leave 3e-12 (and above 2 / 11.3 = 0.177 the loop would diverge). The six
+    points lie exactly on y = 2x - 1, so the best (w, b) is exactly (2, -1): the loop lands on
+    it to float64 precision.
     """
     xs, ys = np.ravel(xs).astype(np.float64), np.ravel(ys).astype(np.float64)
     w = b = 0.0
@@ -53,6 +69,54 @@ def hand_training_loop(
         w -= learning_rate * 2 * np.mean(error * xs)
         b -= learning_rate * 2 * np.mean(error)
     return HandLoop(w, b, loss, trace)
+
+
+def convergence(xs: np.ndarray, learning_rate: float, epochs: int) -> dict:
+    """How far gradient descent on ``mean((w x + b - y)^2)`` gets in ``epochs`` steps.
+
+    The loss is quadratic in (w, b) with Hessian ``H = 2 [[mean x^2, mean x], [mean x, 1]]``;
+    a step maps the error e to ``(I - learning_rate H) e``. Returns the curvatures (H's
+    eigenvalues), the largest stable learning rate ``2 / max curvature``, and ``remaining``:
+    the fraction of the starting distance left after ``epochs`` steps (at most).
+    """
+    xs = np.ravel(xs).astype(np.float64)
+    hessian = 2 * np.array([[np.mean(xs**2), np.mean(xs)], [np.mean(xs), 1.0]])
+    curvatures = np.linalg.eigvalsh(hessian)
+    shrink = float(np.max(np.abs(1 - learning_rate * curvatures)))
+    return {
+        "curvatures": curvatures.tolist(),
+        "stable_below": float(2 / curvatures.max()),
+        "remaining": shrink**epochs,
+    }
+
+
+def fit_line(
+    model,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    epochs: int = 500,
+    learning_rate: float = LESSON_LEARNING_RATE,
+    record: bool = False,
+) -> list[float]:
+    """The lesson's training: ``compile(optimizer='sgd', loss='mean_squared_error')`` and
+    ``fit(xs, ys, epochs=500)``, the six points one batch, so one epoch is one SGD step.
+
+    The epochs run as one compiled call (``steps_per_execution=epochs``). With ``record`` they
+    run one ``train_on_batch`` each, to keep every epoch's loss (what ``fit`` records): the
+    same steps and, bit for bit, the same weights. Returns those losses (empty without
+    ``record``).
+    """
+    keras = _keras()
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=learning_rate),
+        loss="mean_squared_error",
+        steps_per_execution=epochs,
+    )
+    if record:
+        return [float(model.train_on_batch(xs, ys)) for _ in range(epochs)]
+    repeat_x, repeat_y = np.tile(xs, (epochs, 1)), np.tile(ys, epochs)
+    model.fit(repeat_x, repeat_y, batch_size=len(xs), epochs=1, shuffle=False, verbose=0)
+    return []
 
 
 def predict(model, x) -> np.ndarray:
@@ -71,15 +135,30 @@ def predict(model, x) -> np.ndarray:
 
 
 def neuron_lesson(
-    hidden: int = 0, epochs: int = 500, x: float = 10.0, seed: int = 0, learning_rate: float = 0.01
+    hidden: int = 0,
+    epochs: int = 500,
+    x: float = 10.0,
+    seed: int = 0,
+    learning_rate: float = LESSON_LEARNING_RATE,
+    out: str | Path | None = None,
+    show: bool = True,
 ) -> dict:
-    """Train the lesson's one neuron (``hidden=0``) or its two-layer network (``hidden=2``).
+    """Teach lesson 1: the one neuron (``hidden=0``) or the two-layer network (``hidden=2``).
 
-    Returns a dict with the learned weights, ``prediction`` at ``x`` and, for two layers,
-    ``hand_prediction``: the same number computed by hand from ``get_weights()``.
+    Shows the lesson as the command line does (the weights, the prediction, the arithmetic)
+    and returns its numbers: a dict with the learned weights, ``prediction`` at ``x`` and, for
+    two layers, ``hand_prediction`` (the same number computed by hand from ``get_weights()``).
+    ``show=False`` returns the numbers and shows nothing. ``out`` also saves the model as a
+    run folder (``model.keras``, ``history.json`` with every epoch's loss, ``run.json``, the
+    pictures) that ``denselab explore`` opens; its path is ``result["run"]``.
     """
     if hidden < 0 or epochs < 1:
         raise DenselabError("--hidden must be 0 or more and --epochs at least 1")
+    with contextlib.nullcontext() if show else report.silenced():
+        return _neuron_lesson(hidden, epochs, x, seed, learning_rate, out)
+
+
+def _neuron_lesson(hidden, epochs, x, seed, learning_rate, out) -> dict:
     keras = _keras()
     set_seed(seed)
     line = load_dataset("line")
@@ -87,19 +166,12 @@ def neuron_lesson(
     layers = [keras.layers.Dense(units=hidden, name="my_layer_1")] if hidden else []
     layers.append(keras.layers.Dense(units=1, name="my_layer_2" if hidden else "my_layer"))
     model = keras.Sequential([keras.Input(shape=(1,)), *layers])
-    model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=learning_rate),
-        loss="mean_squared_error",
-        steps_per_execution=epochs,
-    )
     report.heading(
         "One neuron learns y = 2x - 1" if not hidden else f"Two layers: {hidden}, then 1"
     )
     report.say(f"xs = {xs.ravel().tolist()}\nys = {ys.tolist()}")
-    # All six points are one batch, so 500 epochs are 500 steps: run them in one compiled call.
-    repeat_x, repeat_y = np.tile(xs, (epochs, 1)), np.tile(ys, epochs)
     started = time.perf_counter()
-    model.fit(repeat_x, repeat_y, batch_size=len(xs), epochs=1, shuffle=False, verbose=0)
+    losses = fit_line(model, xs, ys, epochs, learning_rate, record=out is not None)
     train_seconds = time.perf_counter() - started
     loss = float(np.mean((predict(model, xs)[:, 0] - ys) ** 2))
     prediction = float(predict(model, [x])[0, 0])
@@ -122,30 +194,63 @@ def neuron_lesson(
             f"model.predict([{x}]) = {prediction:.6f} (close to 2 * {x:g} - 1 = {2 * x - 1:g})"
         )
         loop = hand_training_loop(xs, ys, epochs=epochs)
-        _show_hand_loop(loop)
+        _show_hand_loop(loop, xs, epochs, learning_rate)
         result["hand_loop"] = {
             "w": float(loop.w_),
             "b": float(loop.b_),
             "loss": float(loop.loss_),
-            "learning_rate": 0.05,
+            "learning_rate": HAND_LEARNING_RATE,
         }
     else:
         result.update(_two_layers_by_hand(layers[0], layers[1], x, prediction))
+    if out is not None:
+        result["run"] = str(_save_line_run(model, losses, hidden, epochs, learning_rate, seed, out))
     return result
 
 
-def _show_hand_loop(loop: HandLoop) -> None:
+def _save_line_run(model, losses, hidden, epochs, learning_rate, seed, out) -> Path:
+    """The lesson's model as a run folder, with the recipe that repeats it in ``run.json``."""
+    from . import _io
+    from .plots import write_run_plots
+    from .runs import LINE_RECIPE, TrainConfig, final_metrics, save_run
+
+    units = [hidden, 1] if hidden else [1]
+    recipe = {**LINE_RECIPE, "epochs": epochs, "learning_rate": learning_rate}
+    config = TrainConfig(
+        dataset="line", units=units, activations=["linear"] * len(units), seed=seed, **recipe
+    )
+    history = {"loss": losses}
+    folder = _io.ensure_dir(out)
+    save_run(folder, model, config, history, final_metrics(history, "line", epochs, False))
+    pictures = write_run_plots(folder)
+    report.say(f"saved the run to {folder} (pictures: {', '.join(p.name for p in pictures)})")
+    report.say(f"see it: denselab explore {folder}")
+    return folder
+
+
+def _show_hand_loop(loop: HandLoop, xs: np.ndarray, epochs: int, keras_rate: float) -> None:
     report.heading("The same neuron, trained by a hand-written loop (NumPy)")
     report.code(
         "w, b = 0, 0\n"
-        "for epoch in range(500):\n"
+        f"for epoch in range({epochs}):\n"
         "    error = w * xs + b - ys            # prediction minus truth\n"
-        "    w -= 0.05 * 2 * mean(error * xs)   # d(loss)/dw\n"
-        "    b -= 0.05 * 2 * mean(error)        # d(loss)/db"
+        f"    w -= {HAND_LEARNING_RATE} * 2 * mean(error * xs)   # d(loss)/dw\n"
+        f"    b -= {HAND_LEARNING_RATE} * 2 * mean(error)        # d(loss)/db"
     )
     rows = [(epoch, f"{w:.6f}", f"{b:.6f}", f"{loss:.3e}") for epoch, w, b, loss in loop.trace]
     report.table("w and b as they move", ["epoch", "w", "b", "loss"], rows)
     report.say(f"hand loop: w = {loop.w_:.6f}, b = {loop.b_:.6f}  (exact fit: w = 2, b = -1)")
+    hand = convergence(xs, HAND_LEARNING_RATE, epochs)
+    keras_way = convergence(xs, keras_rate, epochs)
+    report.say(
+        f"Why learning rate {HAND_LEARNING_RATE} here and {keras_rate} in Keras (SGD's default): "
+        f"each step shrinks the distance to the best (w, b) by a fixed factor, so after {epochs} "
+        f"steps {keras_way['remaining']:.1%} of it is left at {keras_rate} (Keras's w and b are "
+        f"close to 2 and -1, not on them) and {hand['remaining']:.0e} at {HAND_LEARNING_RATE}. "
+        f"Rates above {hand['stable_below']:.3f} would diverge for these six points.\n"
+        "Why exactly 2 and -1: the six points lie on y = 2x - 1, so that line has zero loss "
+        "and is the best (w, b); the loop converges to it."
+    )
 
 
 def _two_layers_by_hand(layer_1, layer_2, x: float, prediction: float) -> dict:
@@ -190,6 +295,7 @@ def _weights_repr(layer) -> str:
 
 def classifier_lesson(run, data) -> dict:
     """Lesson 2 after ``fit``: evaluate, predict test image 0, and count the weights."""
+    from .explain import neuron_name
     from .train import evaluate
 
     model = run.model
@@ -205,10 +311,12 @@ def classifier_lesson(run, data) -> dict:
     label = int(data.y_test[0])
     guess = int(np.argmax(probabilities))
     report.say(
-        f"true label {label}; neuron {guess} has the largest probability "
-        f"({probabilities[guess]:.2%}), so the model says {guess}"
-        + (" - right!" if guess == label else " - wrong.")
+        f"true label {label}; the output neuron of class {guess} ({neuron_name(2, guess)}, "
+        f"index {guess} of the 10 probabilities) is the largest ({probabilities[guess]:.2%}), "
+        f"so the model says {guess}" + (" - right!" if guess == label else " - wrong.")
     )
+    if data.name == "mnist-5k":
+        report.say(f"(mnist-5k's test image 0 is a {label}; the lesson's, from full MNIST, is a 7)")
     report.heading("Inspect weights")
     dense = [layer for layer in model.layers if layer.__class__.__name__ == "Dense"]
     sizes = []
@@ -224,7 +332,10 @@ def classifier_lesson(run, data) -> dict:
         previous = kernel.shape[1]
     report.say(
         "Each neuron computes y = w1*x1 + w2*x2 + ... + wn*xn + b: every pixel has a weight in\n"
-        "every first-layer neuron; the second layer weighs the first layer's 20 outputs."
+        "every first-layer neuron; the second layer weighs the first layer's outputs. Neurons\n"
+        f"are numbered from 1, as the lesson's N11 ... N120: {neuron_name(2, 0)} (layer 2, "
+        f"neuron 1) = W1*{neuron_name(1, 0)} + W2*{neuron_name(1, 1)} + ... + "
+        f"W{sizes[0]['bias']}*{neuron_name(1, sizes[0]['bias'] - 1)} + bias."
     )
     return {
         "evaluate": scores,
@@ -245,7 +356,6 @@ def tour(seed: int = 0, epochs: int = 20, out: str | Path | None = None) -> dict
     """
     from .data import available
     from .explore import write_explorer
-    from .plots import write_run_plots
     from .train import TrainConfig, train
 
     lesson_1 = neuron_lesson(seed=seed)
@@ -268,7 +378,7 @@ def tour(seed: int = 0, epochs: int = 20, out: str | Path | None = None) -> dict
     )
     lesson_2 = classifier_lesson(run, data)
     report.heading("See inside")
-    pictures = write_run_plots(run.path, data=data)
+    pictures = run.pictures  # train() drew them into the run folder
     report.say("pictures: " + ", ".join(str(p) for p in pictures))
     page = write_explorer(run.path, run.path / "explorer.html", data=data)
     report.say(f"explorer page (works offline; draw a digit, watch every neuron): {page}")

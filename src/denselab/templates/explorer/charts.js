@@ -79,7 +79,15 @@ Explorer.charts = (function () {
     document.getElementById("curves-card").hidden = false;
     const series = (key, name, colour) =>
       history[key] ? [{ name: name, colour: colour, points: history[key].map((v, i) => [i + 1, v]) }] : [];
-    const both = (key) => series(key, "training", "#1f77b4").concat(series("val_" + key, "validation", "#d62728"));
+    // The line lessons have no data beyond their six points: a "validation" curve there is the
+    // training curve again, so it is left out and the hint says why.
+    const separate = history.val_loss && history.val_loss.some((v, i) => Math.abs(v - history.loss[i]) > 1e-12 * (1 + Math.abs(v)));
+    if (!separate) {
+      document.getElementById("curves-hint").textContent =
+        "One point per epoch (one pass over the training data). " +
+        (DATA.trainPoints ? "The six points are all the data there is, so there is no separate validation curve." : "No validation data was recorded.");
+    }
+    const both = (key) => series(key, "training", "#1f77b4").concat(separate ? series("val_" + key, "validation", "#d62728") : []);
     const losses = history.loss.concat(history.val_loss || []);
     // A loss that falls a thousandfold (regression) is flat after epoch 2 on a linear axis.
     const logY = Math.min.apply(null, losses) > 0 && Math.max.apply(null, losses) / Math.min.apply(null, losses) > 1000;
@@ -117,7 +125,8 @@ Explorer.charts = (function () {
     state.input[0] = parseFloat(slider.value);
   }
 
-  // Moves the marker to (x, f(x)) for the current input; its label flips left near the right edge.
+  // Moves the marker to (x, f(x)) for the current input. Its label sits in the plot's empty
+  // top-left corner (the line rises to the right), never on the line or the training points.
   function renderLine() {
     if (!lineScales) return;
     const xv = state.input[0];
@@ -126,11 +135,10 @@ Explorer.charts = (function () {
     const { sx, sy } = lineScales;
     const px = sx(xv);
     const py = sy(yv);
-    const flip = px > W - 160;
     lineScales.marker.innerHTML =
       '<line x1="' + px + '" x2="' + px + '" y1="' + m.top + '" y2="' + (H - m.bottom) + '" stroke="#2a9d3a" stroke-dasharray="4 3"/>' +
       '<circle cx="' + px + '" cy="' + py + '" r="6" fill="#2a9d3a"/>' +
-      '<text x="' + (flip ? px - 8 : px + 8) + '" y="' + (py - 10) + '" text-anchor="' + (flip ? "end" : "start") + '">f(' + fmt(xv, 1) + ") = " + fmt(yv) + "</text>";
+      '<text class="marker-label" x="' + (m.left + 8) + '" y="' + (m.top + 14) + '" fill="#2a9d3a" font-weight="600">f(' + fmt(xv, 1) + ") = " + fmt(yv) + "</text>";
   }
 
   return { renderCurves, setupLine, renderLine };

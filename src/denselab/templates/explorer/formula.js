@@ -1,6 +1,6 @@
 // One neuron's arithmetic (the hovered one, else the selected one): z = x · w + b, then its activation.
 Explorer.formula = (function () {
-  const { layers, image, classNames, neuronName, inputName } = Explorer.model;
+  const { layers, image, classNames, shortName, inputName } = Explorer.model;
   const { esc, fmt, paren } = Explorer.format;
   const { diverging, paint } = Explorer.draw;
   const state = Explorer.state;
@@ -37,7 +37,7 @@ Explorer.formula = (function () {
     let sum = shown.map((t) => paren(t.x) + "×" + paren(t.w)).join(" + ");
     if (rest) sum += " + [" + rest.count + " more: " + paren(rest.sum) + "]";
     let html =
-      "<h3>" + esc(layer.name) + ", " + esc(neuronName(l, j)) + " of " + layer.nOut + " (" + layer.activation + ")" +
+      "<h3>" + esc(layer.name) + ", " + esc(heading(l, j)) + " (" + layer.activation + ")" +
       (state.hover ? "" : !state.selected.auto ? " · pinned" : classNames ? " · the top answer" : "") + "</h3>";
     html += '<div class="math">z = ' + sum + " + bias " + paren(b) + "\n  = " + fmt(z) + "\n" + activationText(l, j, z, a) + "</div>";
     html += '<div class="columns"><table><tr><th>input</th><th>x</th><th>weight w</th><th>x × w</th></tr>';
@@ -69,6 +69,12 @@ Explorer.formula = (function () {
         diverging(v / (most || 1))
       );
     }
+  }
+
+  // "neuron 4 of 20 · N1_4", and a classifier's output: 'neuron 8 of 10 · N2_8 · class "7"'.
+  function heading(l, j) {
+    const name = "neuron " + (j + 1) + " of " + layers[l].nOut + " · " + shortName(l, j);
+    return l === layers.length - 1 && classNames ? name + ' · class "' + classNames[j] + '"' : name;
   }
 
   function activationText(l, j, z, a) {

@@ -25,11 +25,18 @@ Explorer.gallery = (function () {
     const wrong = predictions.filter((p) => p.wrong).length;
     const summary = document.getElementById("test-summary");
     if (classNames) {
-      summary.textContent =
-        test.count + " test images · " + wrong + " misclassified (" + ((100 * (test.count - wrong)) / test.count).toFixed(1) + "% right). Click one to run it.";
+      const total = test.total || test.count;
+      const right = ((100 * (test.count - wrong)) / test.count).toFixed(1) + "% right";
+      // The header's accuracy is over the whole test split; these are its first test.count images.
+      const scope =
+        total > test.count
+          ? "The first " + test.count + " of the " + total.toLocaleString("en") + " test images: " + wrong + " misclassified (" + right +
+            "; the header's accuracy is over all " + total.toLocaleString("en") + ")."
+          : test.count + " test images: " + wrong + " misclassified (" + right + ").";
+      summary.textContent = scope + " Tap one to run it.";
       document.getElementById("show-wrong").textContent = "Misclassified (" + wrong + ")";
     } else {
-      summary.textContent = test.count + " test samples. Click one to run it.";
+      summary.textContent = test.count + " test samples. Tap one to run it.";
       document.getElementById("show-wrong").hidden = true;
     }
     document.getElementById("show-all").textContent = "All (" + test.count + ")";
@@ -54,7 +61,7 @@ Explorer.gallery = (function () {
         caption.textContent = "#" + i;
       }
       thumb.appendChild(caption);
-      thumb.addEventListener("click", () => Explorer.actions.showTestImage(i));
+      thumb.addEventListener("click", () => Explorer.actions.showTestImage(i, true));
       gallery.appendChild(thumb);
     }
     const tabs = [document.getElementById("show-all"), document.getElementById("show-wrong")];

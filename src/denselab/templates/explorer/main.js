@@ -22,18 +22,38 @@ Explorer.actions = (function () {
     for (let i = 0; i < nInputs; i++) state.input[i] = Number(values[i]);
     state.testIndex = null;
     state.edited = true;
+    state.fromInk = false;
     E.inputs.sync();
     update();
+    E.gallery.markCurrent();
   }
 
-  function showTestImage(i) {
+  // Shows test image i; with `reveal` (a tap in the gallery) the answer is scrolled into view.
+  function showTestImage(i, reveal) {
     if (!test || i < 0 || i >= test.count) throw new Error("no test image " + i);
     state.input.set(testSample(i));
     state.testIndex = i;
     state.edited = false;
+    state.fromInk = false;
     E.inputs.sync();
     update();
     E.gallery.markCurrent();
+    if (reveal) revealAnswer();
+  }
+
+  // Scrolls the input card to the top of the view if the network's answer is not in view.
+  function revealAnswer() {
+    const answer = document.getElementById("prediction").getBoundingClientRect();
+    if (answer.top >= 0 && answer.bottom <= window.innerHeight) return;
+    document.getElementById("input-card").scrollIntoView({ block: "start" });
+  }
+
+  // {label, predicted} when the test image shown (not edited) is misclassified, else null.
+  function mistake() {
+    if (!classNames || state.testIndex === null || state.edited || !state.trace) return null;
+    const predicted = argmax(E.outputs());
+    const label = test.y[state.testIndex];
+    return predicted === label ? null : { label: label, predicted: predicted };
   }
 
   // Pins the formula panel to neuron j of layer l (until another click).
@@ -46,12 +66,13 @@ Explorer.actions = (function () {
     state.input.fill(0);
     state.testIndex = null;
     state.edited = false;
+    E.canvas.reset();
     E.inputs.sync();
     update();
     E.gallery.markCurrent();
   }
 
-  return { update, setInput, showTestImage, selectNeuron, clear };
+  return { update, setInput, showTestImage, selectNeuron, clear, mistake };
 })();
 
 // Start: the input panel this kind of model needs, the diagram, the gallery, the curves; then draw.
@@ -67,6 +88,7 @@ Explorer.actions = (function () {
     E.actions.update();
   });
   E.network.build();
+  E.network.watchWidth();
   if (test) E.gallery.setup();
   E.charts.renderCurves();
   if (test) E.actions.showTestImage(0);

@@ -39,15 +39,22 @@ Explorer.model = (function () {
     return forward(layers, x);
   }
 
-  function neuronName(l, j) {
-    if (l === layers.length - 1 && classNames) return 'class "' + classNames[j] + '"';
-    return "neuron " + (j + 1);
+  // Neurons are numbered from 1, as the lesson's N11 ... N120 and denselab's Python side:
+  // shortName(0, 3) is "N1_4", layer 1's neuron 4 (the kernel's column 3).
+  function shortName(l, j) {
+    return "N" + (l + 1) + "_" + (j + 1);
   }
+  // "neuron 4 (N1_4)", and for a classifier's output its class: 'neuron 8 (N2_8), class "7"'.
+  function neuronName(l, j) {
+    const name = "neuron " + (j + 1) + " (" + shortName(l, j) + ")";
+    return l === layers.length - 1 && classNames ? name + ', class "' + classNames[j] + '"' : name;
+  }
+  // Pixels keep their (row, column) from 0, as NumPy indexes an image; other inputs count from 1.
   function inputName(l, i) {
-    if (l > 0) return layers[l - 1].name + " #" + (i + 1);
+    if (l > 0) return shortName(l - 1, i);
     if (image) return "pixel (" + Math.floor(i / image.width) + ", " + (i % image.width) + ")";
     return nInputs === 1 ? "x" : "x" + (i + 1);
   }
 
-  return { layers, nInputs, image, classNames, isLine, test, testSample, run, neuronName, inputName };
+  return { layers, nInputs, image, classNames, isLine, test, testSample, run, shortName, neuronName, inputName };
 })();

@@ -17,7 +17,21 @@ Explorer.colours = {
 Explorer.geometry = {
   // Every chart's viewBox (the <svg class="chart"> elements in page.html) and its plot margins.
   chart: { width: 420, height: 280, margin: { left: 54, right: 12, top: 28, bottom: 40 } },
-  diagram: { width: 760, top: 40, bottom: 16, labelY: 22 },
+  // The network diagram, in CSS pixels: rows at least minPitch apart (a finger's tap target),
+  // room for the values and class labels right of a column, two-line labels at the top.
+  diagram: {
+    minWidth: 300,
+    maxWidth: 1000,
+    top: 52,
+    bottom: 16,
+    labelY: 16,
+    minPitch: 26,
+    maxPitch: 40,
+    columnHeight: 560,
+    minColumn: 240,
+    valueRoom: 64,
+    classRoom: 80,
+  },
   maxInputsShown: 64, // inputs beyond this get no dot in the diagram and no typed field
   edgesPerNeuron: 6, // lines drawn from the image to each first-layer neuron
   termsShown: 8, // a wide neuron's formula lists its top contributions, sums the rest
@@ -30,6 +44,7 @@ Explorer.state = {
   hover: null,
   testIndex: null,
   edited: false,
+  fromInk: false, // the input is the drawing on the canvas, preprocessed (canvas.js)
   edgeMode: "contribution",
 };
 

@@ -27,6 +27,8 @@ Explorer.testhook = (function () {
       return api.probabilities();
     },
     selectNeuron: (l, j) => actions().selectNeuron(l, j),
+    drawing: () => Explorer.canvas.drawingPng(), // the canvas as drawn, before preprocessing
+    predictedClass: () => Explorer.math.argmax(Explorer.outputs()),
     clear: () => actions().clear(),
     ready: false,
   };
