@@ -85,6 +85,7 @@ def deploy(
         result = {
             "model": str(model_path),
             "dataset": dataset.name,
+            **dataset_file(dataset),
             "name": name,
             "folder": str(folder),
             "calibration_samples": len(calibration),
@@ -111,3 +112,12 @@ def _check_engine_limits(network) -> None:
                 f"layer {layer.name!r} has {layer.n_inputs:,} inputs; the C engine takes at "
                 f"most {ENGINE_MAX_INPUTS:,} per layer"
             )
+
+
+def dataset_file(dataset: Dataset) -> dict:
+    """For a dataset read from the user's file: its absolute path and sha256, so ``verify``
+    finds the same file (not a built-in dataset of the same name) and notices a change."""
+    if dataset.file is None or not Path(dataset.file).is_file():
+        return {}
+    path = Path(dataset.file)
+    return {"data_file": str(path.resolve()), "data_sha256": _io.file_sha256(path)}

@@ -111,11 +111,27 @@ def resolve(
 
 
 def check_fits(network, dataset: Dataset) -> None:
-    """Refuse a dataset whose samples are not the size of the network's input."""
+    """Refuse a dataset whose samples are not the size of the network's input, or whose labels
+    or targets the network's outputs cannot mean (labels 0..6 for 3 outputs; 2 targets for 29
+    outputs). One sigmoid output is p(class 1) of a two-class dataset."""
     if int(np.prod(dataset.input_shape)) != network.n_inputs:
         raise DenselabError(
             f"dataset {dataset.name} has inputs of shape {tuple(dataset.input_shape)}, "
             f"the model expects {tuple(network.input_shape)}"
+        )
+    outputs = network.n_outputs
+    if dataset.task == "classification":
+        highest = int(max(np.max(dataset.y_train), np.max(dataset.y_test)))
+        binary = outputs == 1 and highest <= 1
+        if highest >= outputs and not binary:
+            raise DenselabError(
+                f"dataset {dataset.name} has labels 0..{highest} but the model has {outputs} "
+                "outputs, one per class; give the dataset it was trained on"
+            )
+    elif outputs != dataset.n_targets:
+        raise DenselabError(
+            f"dataset {dataset.name} has {dataset.n_targets} number(s) to predict per sample but "
+            f"the model has {outputs} outputs"
         )
 
 

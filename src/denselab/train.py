@@ -67,11 +67,27 @@ def default_layers(dataset: Dataset, hidden: list[int] | None = None) -> tuple[l
     hidden = [20] if hidden is None else hidden
     if dataset.task == "classification":
         return hidden + [dataset.n_classes], ["relu"] * len(hidden) + ["softmax"]
-    return hidden + [1], ["relu"] * len(hidden) + ["linear"]
+    return hidden + [dataset.n_targets], ["relu"] * len(hidden) + ["linear"]
 
 
-def train(config: TrainConfig, out: str | Path | None = None, data: Dataset | None = None) -> Run:
-    """Build the model ``config`` describes, fit it with Keras, evaluate it and save the run."""
+def train(
+    config: TrainConfig,
+    out: str | Path | None = None,
+    data: Dataset | None = None,
+    plots: bool = True,
+    force: bool = False,
+) -> Run:
+    """Build the model ``config`` describes, fit it with Keras, evaluate it and save the run.
+
+    With ``plots`` (as ``denselab train``), the run's pictures are drawn into the run folder
+    too (``run.pictures``: curves, weights, confusion, mistakes, or the line).
+
+    The run folder is written as one transaction (see :func:`denselab._io.folder_transaction`):
+    while training, progress goes to ``history.json`` in the staging folder beside it
+    (``.<name>.partial``), and ``out`` is replaced only by the whole finished (or stopped) run.
+    A second command on the same ``out`` is refused while this one runs; a folder holding
+    files denselab did not write is refused unless ``force``.
+    """
     _keras()
     data = data or load_dataset(config.dataset, target=config.target, task=config.task)
     _check_config(config, data)
@@ -260,8 +276,11 @@ def _check_config(config: TrainConfig, data: Dataset) -> None:
             )
         if config.activations[-1] != "softmax":
             raise DenselabError("a classifier's last layer needs the softmax activation")
-    elif config.units[-1] != 1:
-        raise DenselabError("a regression model's last layer needs exactly 1 neuron")
+    elif config.units[-1] != data.n_targets:
+        raise DenselabError(
+            f"a regression model's last layer needs one neuron per number to predict "
+            f"({data.n_targets})"
+        )
 
 
 def evaluate(model, data: Dataset) -> dict:
@@ -289,7 +308,13 @@ def evaluate(model, data: Dataset) -> dict:
             "loss": loss,
             "accuracy": accuracy,
         }
-    error = predictions.reshape(len(predictions), -1)[:, 0] - data.y_test
+    predictions = predictions.reshape(len(predictions), -1)
+    if predictions.shape[1] != data.n_targets:
+        raise DenselabError(
+            f"the model has {predictions.shape[1]} outputs but {data.name} has "
+            f"{data.n_targets} number(s) to predict per sample"
+        )
+    error = predictions - np.reshape(data.y_test, predictions.shape)
     return {
         "dataset": data.name,
         "n_samples": len(data.y_test),

@@ -78,11 +78,11 @@ def measure(
             result["tflm_int8_accuracy"] = float(np.mean(tflm_classes == truth))
         c_classes = classes(quantized.dequantize_output(c_out))
         result["c_int8_accuracy"] = float(np.mean(c_classes == truth))
-    else:
-        truth = truth.astype(np.float32)
+    else:  # every target, not only the first
+        truth = np.reshape(dataset.y_test, (len(dataset.y_test), -1)).astype(np.float32)
         if keras_out is not None:
-            result["keras_mae"] = float(np.mean(np.abs(keras_out[:, 0] - truth)))
-        c_real = quantized.dequantize_output(c_out)[:, 0]
+            result["keras_mae"] = float(np.mean(np.abs(keras_out.reshape(truth.shape) - truth)))
+        c_real = quantized.dequantize_output(c_out).reshape(truth.shape)
         result["c_int8_mae"] = float(np.mean(np.abs(c_real - truth)))
     return result
 
@@ -213,7 +213,7 @@ def verify_folder(folder: str | Path, data: str | None = None, target: str | Non
             f"{folder}: {', '.join(unrecorded)} not recorded in {_io.MANIFEST}; run `denselab "
             "deploy` again"
         )
-    dataset = load_dataset(data or dataset_name)
+    dataset = load_dataset(data or _deployed_dataset(previous, dataset_name))
     model = load_model(model_path) if Path(model_path).exists() else None
     result = {
         "folder": str(folder),
@@ -255,6 +255,23 @@ def _deploy_manifest(folder: Path) -> dict | None:
     if problems:
         raise CheckFailed("; ".join(problems) + "; run `denselab deploy` again")
     return manifest["files"]
+
+
+def _deployed_dataset(report_json: dict, name: str) -> str:
+    """The dataset deploy used: a built-in name, or the user's file, which must be unchanged."""
+    path, digest = report_json.get("data_file"), report_json.get("data_sha256")
+    if not isinstance(path, str) or not isinstance(digest, str):
+        return name
+    if not Path(path).is_file():
+        raise DenselabError(
+            f"the dataset file deploy used, {path}, is gone; give --data FILE to verify on another"
+        )
+    if _io.file_sha256(path) != digest:
+        raise DenselabError(
+            f"{path} changed since deploy (its sha256 differs); give --data {path} to verify "
+            "against it as it is now"
+        )
+    return path
 
 
 def check_bit_exact(result: dict) -> None:

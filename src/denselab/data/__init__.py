@@ -31,7 +31,8 @@ class Dataset:
     """Arrays ready for ``model.fit``.
 
     x_train : ndarray of shape (n_train, *input_shape), float32
-    y_train : ndarray of shape (n_train,), int64 labels or float32 targets
+    y_train : ndarray of shape (n_train,), int64 labels or float32 targets; (n_train, k)
+        float32 for a regression with k targets
     """
 
     name: str
@@ -42,6 +43,7 @@ class Dataset:
     task: str  # "classification" or "regression"
     source: str  # where the arrays came from, said to the user
     class_names: list[str] | None = None
+    file: str | None = None  # the user's .npz or .csv it was read from; None when built in
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -50,6 +52,11 @@ class Dataset:
     @property
     def n_classes(self) -> int:
         return len(self.class_names) if self.class_names else 0
+
+    @property
+    def n_targets(self) -> int:
+        """Numbers to predict per sample: 1, or k for a regression ``y`` of shape (n, k)."""
+        return 1 if np.ndim(self.y_train) == 1 else int(np.shape(self.y_train)[1])
 
     @property
     def is_image(self) -> bool:

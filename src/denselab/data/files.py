@@ -49,8 +49,14 @@ def _npz(path: Path, task: str | None) -> Dataset:
         y = arrays[key]
         if y.ndim == 2 and y.shape[1] == 1:
             arrays[key] = y = y[:, 0]
-        if y.ndim != 1:
-            raise DenselabError(f"{path}: {key} has shape {y.shape}; it needs (n_samples,)")
+        several = y.ndim == 2 and y.shape[1] > 1 and task != "classification"
+        if y.ndim != 1 and not several:
+            raise DenselabError(
+                f"{path}: {key} has shape {y.shape}; it needs (n_samples,), or (n_samples, k) "
+                "for k numbers to predict"
+            )
+    if arrays["y_train"].shape[1:] != arrays["y_test"].shape[1:]:
+        raise DenselabError(f"{path}: y_train and y_test have different numbers of targets")
     _check_finite(path, *arrays.values())
     x_train = to_float32(arrays["x_train"], path)
     x_test = to_float32(arrays["x_test"], path)
@@ -110,6 +116,8 @@ def _csv(path: Path, target: str | None, task: str | None) -> Dataset:
 def _labelled(name, x_train, y_train, x_test, y_test, task, path) -> Dataset:
     y_all = np.concatenate([np.ravel(y_train), np.ravel(y_test)]).astype(np.float64)
     integral = bool(np.all(np.equal(np.mod(y_all, 1), 0)))
+    if task is None and np.ndim(y_train) == 2:  # several numbers per sample: a regression
+        task = "regression"
     if task is None:
         task = "classification" if integral and len(np.unique(y_all)) <= 100 else "regression"
     if task not in ("classification", "regression"):
@@ -139,6 +147,7 @@ def _labelled(name, x_train, y_train, x_test, y_test, task, path) -> Dataset:
             "classification",
             str(path),
             [str(c) for c in range(n_classes)],
+            file=str(path),
         )
     return Dataset(
         name,
@@ -148,6 +157,7 @@ def _labelled(name, x_train, y_train, x_test, y_test, task, path) -> Dataset:
         to_float32(np.asarray(y_test), path),
         "regression",
         str(path),
+        file=str(path),
     )
 
 

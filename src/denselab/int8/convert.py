@@ -136,7 +136,7 @@ def _flat_samples(network: DenseNetwork, representative: np.ndarray) -> np.ndarr
     samples = np.asarray(representative, dtype=np.float32)
     if samples.ndim == 0 or samples.shape[0] == 0:
         raise DenselabError("the representative data set is empty; give a few hundred samples")
-    if samples.shape[1:] not in (tuple(network.input_shape), (network.n_inputs,)):
+    if int(np.prod(samples.shape[1:])) != network.n_inputs:  # (28, 28, 1) is the 28x28 image
         raise DenselabError(
             f"representative samples have shape {samples.shape[1:]}, but the model takes "
             f"{tuple(network.input_shape)} (or {network.n_inputs} flat values)"
