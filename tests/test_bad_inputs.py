@@ -156,7 +156,8 @@ def corpus(tmp_path_factory) -> Path:
     _npz(folder / "lengths.npz", y_train=np.array([0, 1, 0]))
     _npz(folder / "scalar.npz", x_train=np.float32(1.0))
     _npz(folder / "complex.npz", x_train=np.zeros((4, 2), np.complex64))
-    _npz(folder / "labels-2d.npz", y_train=np.zeros((4, 3)))
+    _npz(folder / "labels-3d.npz", y_train=np.zeros((4, 3, 2)))
+    _npz(folder / "targets-mismatch.npz", y_train=np.zeros((4, 3)))  # y_test has one target
 
     np.save(folder / "five.npy", np.zeros(5, np.float32))
     np.save(folder / "strings.npy", np.array(["1", "2", "3", "4"]))
@@ -262,7 +263,14 @@ CASES = [
     (["train", "{f}/nan.npz"], "{f}/nan.npz contains NaN or infinity"),
     (["train", "{f}/lengths.npz"], "x and y have different numbers of samples"),
     (["train", "{f}/scalar.npz"], "{f}/scalar.npz: x_train has shape (); it needs"),
-    (["train", "{f}/labels-2d.npz"], "y_train has shape (4, 3); it needs (n_samples,)"),
+    (
+        ["train", "{f}/labels-3d.npz"],
+        "y_train has shape (4, 3, 2); it needs (n_samples,), or (n_samples, k) for k numbers",
+    ),
+    (
+        ["train", "{f}/targets-mismatch.npz"],
+        "y_train and y_test have different numbers of targets",
+    ),
     (["train", "{f}/missing.npz"], "no such file: {f}/missing.npz"),
     # labels the model cannot have produced
     (
