@@ -167,7 +167,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help=_FORCE_HELP.replace("--out", "chosen/"))
 
     p = command("explore", "write an offline HTML page: draw a digit, watch every neuron")
-    p.add_argument("model", help="a run folder or a .keras/.h5 file")
+    p.add_argument(
+        "model",
+        help="a run folder, a .keras/.h5 file, or a folder `denselab deploy` wrote (the page then "
+        "has an int8 mode: the network as the chip computes it)",
+    )
     p.add_argument("--data", help="dataset for the test-image browser (default: the run's)")
     p.add_argument("--out", help="HTML file (default explorer.html in the run folder)")
     p.add_argument("--open", action="store_true", help="open it in a web browser")

@@ -3,6 +3,8 @@
 The page holds the model's kernels and biases, a few hundred test images and the run's
 learning curves, all inline; its JavaScript recomputes ``activation(dot(input, kernel) +
 bias)`` layer by layer as the learner draws, so it works from ``file://`` with no network.
+Made from a deployed model, it also holds the int8 network, and its int8 mode repeats TFLite
+Micro's integer arithmetic (``int8.js``, a port of ``denselab.int8.arithmetic``) to the byte.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ JS_MODULES = (
     "panels.js",
     "formula.js",
     "network.js",
+    "int8.js",
+    "formula_int8.js",
+    "chip.js",
     "charts.js",
     "gallery.js",
     "testhook.js",
@@ -51,7 +56,12 @@ def write_explorer(
     n_test_images: int = DEFAULT_TEST_IMAGES,
     force: bool = False,
 ) -> Path:
-    """Write the explorer page for a model (a ``.keras``/``.h5`` file or a run folder).
+    """Write the explorer page for a model (a ``.keras``/``.h5`` file or a run folder) or for
+    a folder ``denselab deploy`` wrote.
+
+    From a deploy folder, or a run folder with one in ``deploy/``, the page also carries the
+    int8 network and the deploy report's figures (:func:`int8_data`): its int8 mode runs the
+    chip's integer arithmetic. A deploy folder's page goes into that folder.
 
     ``out`` defaults to ``explorer.html`` in the run folder (the model's folder). The test
     images are the first ``n_test_images`` of the dataset's test split (indices as in the
@@ -64,11 +74,22 @@ def write_explorer(
     """
     from .runs import check_fits, read_history, resolve
 
+    deploy_folder = find_deploy_folder(Path(model_path_or_run))
+    deployed, page_folder = None, None
+    if deploy_folder is not None:
+        deployed = _io.read_json(deploy_folder / "report.json")
+        if Path(model_path_or_run).resolve() == deploy_folder.resolve():
+            model_path_or_run = deployed["model"]  # a deploy folder: its float model
+            data = data or deployed.get("dataset")
+            page_folder = deploy_folder  # the page sits in the folder named
     resolved = resolve(model_path_or_run, data)
     folder = resolved.folder
     inputs = [resolved.model_path] + ([data] if isinstance(data, (str, Path)) else [])
     page_path = _io.check_output_file(
-        out or folder / "explorer.html", inputs=inputs, force=force, ours=is_explorer_page
+        out or (page_folder or folder) / "explorer.html",
+        inputs=inputs,
+        force=force,
+        ours=is_explorer_page,
     )
     network = dense_network(load_model(resolved.model_path))
     data = resolved.dataset
@@ -89,6 +110,8 @@ def write_explorer(
             }
     if payload.get("history"):
         payload["history"].pop("epoch_end_unix", None)
+    if deploy_folder is not None:
+        payload.update(int8_data(deploy_folder, deployed, payload["test"]))
     _io.write_text(page_path, render_page(payload))
     _io.add_to_manifest(page_path.parent, page_path.name)
     return Path(out) if out is not None else page_path
@@ -137,6 +160,100 @@ def explorer_data(network: DenseNetwork, data: Dataset | None, n_test_images: in
             "y": np.ravel(data.y_train).astype(float).tolist(),
         }
     return payload
+
+
+def find_deploy_folder(path: Path) -> Path | None:
+    """The folder ``denselab deploy`` wrote: ``path`` itself, or a run folder's ``deploy/``."""
+    for folder in (path, path / "deploy"):
+        if (folder / "report.json").is_file() and not (folder / "run.json").is_file():
+            return folder
+    return None
+
+
+def int8_data(deploy_folder: Path, deployed: dict, test: dict | None) -> dict:
+    """The int8 network the chip runs and the deploy report's figures, for the page's int8 mode.
+
+    Integers travel as JSON numbers (multipliers, shifts, zero points) or base64 little-endian
+    (weights int8 ``(n_neurons, n_inputs)`` as TFLite's filter, biases int32), so the page's
+    JavaScript can repeat TFLite Micro's arithmetic to the byte.
+    """
+    from .int8.tflite import read_int8_tflite
+
+    name = deployed["name"]
+    quantized = read_int8_tflite((deploy_folder / f"{name}_int8.tflite").read_bytes())
+    layers = []
+    for layer in quantized.layers:
+        common = {
+            "kind": layer.kind,
+            "name": layer.name,
+            "inputScale": layer.input_scale,
+            "inputZeroPoint": layer.input_zero_point,
+            "outputScale": layer.output_scale,
+            "outputZeroPoint": layer.output_zero_point,
+        }
+        if layer.kind == "dense":
+            common.update(
+                nInputs=layer.n_inputs,
+                nNeurons=layer.n_outputs,
+                weights=_b64(layer.weights.astype(np.int8)),
+                bias=None if layer.bias is None else _b64(layer.bias.astype("<i4")),
+                outputMultiplier=[int(m) for m in layer.output_multiplier],
+                outputShift=[int(s) for s in layer.output_shift],
+                activation=layer.activation,
+                activationMin=layer.activation_min,
+                activationMax=layer.activation_max,
+            )
+        elif layer.kind == "softmax":
+            common.update(
+                size=layer.size,
+                inputMultiplier=layer.input_multiplier,
+                inputLeftShift=layer.input_left_shift,
+                diffMin=layer.diff_min,
+            )
+        else:  # logistic or tanh
+            common.update(
+                size=layer.size,
+                inputMultiplier=layer.input_multiplier,
+                inputLeftShift=layer.input_left_shift,
+                inputRangeRadius=layer.input_range_radius,
+            )
+        layers.append(common)
+    figures = {
+        key: deployed[key]
+        for key in (
+            "name",
+            "test_samples",
+            "c_vs_tflm_differing_samples",
+            "flash_bytes",
+            "ram_bytes",
+            "size_toolchain",
+            "tflm_arena_bytes",
+            "keras_accuracy",
+            "tflm_int8_accuracy",
+            "c_int8_accuracy",
+            "target",
+        )
+        if key in deployed
+    }
+    quantization = deployed.get("quantization")
+    if isinstance(quantization, dict):
+        shown = test["count"] if test else 0
+        figures["quantization"] = {
+            "layers": quantization.get("layers", []),
+            "disagree_total": len(quantization.get("int8_float_disagree", [])),
+            # Only the test images the page holds can be shown.
+            "disagree": [i for i in quantization.get("int8_float_disagree", []) if i < shown],
+        }
+    return {
+        "int8": {
+            "inputScale": quantized.input_scale,
+            "inputZeroPoint": quantized.input_zero_point,
+            "outputScale": quantized.output_scale,
+            "outputZeroPoint": quantized.output_zero_point,
+            "layers": layers,
+        },
+        "deploy": figures,
+    }
 
 
 def render_page(payload: dict) -> str:

@@ -6,6 +6,7 @@ Explorer.formula = (function () {
   const state = Explorer.state;
 
   function render() {
+    if (state.mode === "int8") return Explorer.formulaInt8.render();
     const termsShown = Explorer.geometry.termsShown;
     const target = state.hover || state.selected;
     const l = target.layer;

@@ -8,11 +8,13 @@ Explorer.actions = (function () {
   // Reruns the network on state.input and redraws everything that shows it.
   function update() {
     state.trace = run(state.input);
+    if (E.chip.available) state.int8Trace = E.int8.run(state.input);
     if (state.selected.auto) state.selected.index = classNames ? argmax(E.outputs()) : 0;
     E.canvas.render();
     E.network.render();
     E.panels.renderOutputs();
     E.formula.render();
+    E.chip.renderComparison();
     E.charts.renderLine();
     E.inputs.renderNote();
   }
@@ -90,6 +92,7 @@ Explorer.actions = (function () {
   E.network.build();
   E.network.watchWidth();
   if (test) E.gallery.setup();
+  E.chip.setup();
   E.charts.renderCurves();
   if (test) E.actions.showTestImage(0);
   else E.actions.update();

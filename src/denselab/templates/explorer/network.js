@@ -180,6 +180,12 @@ Explorer.network = (function () {
         n.group.classList.toggle("selected", selected);
         n.group.classList.toggle("truth", Boolean(last && truth && truth.label === j));
         n.title.textContent = layers[l].name + ", " + neuronName(l, j) + ": z = " + fmt(step.z[j]) + ", output " + fmt(v);
+        if (state.mode === "int8") {
+          const c = Explorer.formulaInt8.compare(l, j);
+          n.title.textContent += "; int8 " + c.int8 + " = " + fmt(c.real) + ", off by " + fmt(c.error);
+          if (n.text) n.text.textContent = (last && classNames ? classNames[j] + " " : "") + "Δ" + (c.error >= 0 ? "+" : "") + c.error.toFixed(3);
+          return;
+        }
         if (!n.text) return;
         if (last && classNames) n.text.textContent = classNames[j] + "  " + (100 * v).toFixed(1) + "%";
         else n.text.textContent = fmt(v, 2);

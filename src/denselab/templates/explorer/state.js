@@ -46,6 +46,8 @@ Explorer.state = {
   edited: false,
   fromInk: false, // the input is the drawing on the canvas, preprocessed (canvas.js)
   edgeMode: "contribution",
+  mode: "float", // or "int8": the panels show the chip's integer arithmetic (int8.js)
+  int8Trace: null, // the int8 network's steps for the current input, when the page has it
 };
 
 // The last layer's activations for the current input.

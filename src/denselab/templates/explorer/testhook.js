@@ -30,6 +30,11 @@ Explorer.testhook = (function () {
     drawing: () => Explorer.canvas.drawingPng(), // the canvas as drawn, before preprocessing
     predictedClass: () => Explorer.math.argmax(Explorer.outputs()),
     clear: () => actions().clear(),
+    hasInt8: () => Explorer.chip.available,
+    setMode: (mode) => Explorer.chip.setMode(mode),
+    mode: () => state.mode,
+    // The int8 network's output bytes for the current input (what TFLite Micro returns).
+    int8Outputs: () => Array.from(state.int8Trace[state.int8Trace.length - 1].out),
     ready: false,
   };
   window.denselab = api;
