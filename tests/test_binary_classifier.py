@@ -71,3 +71,32 @@ def test_a_wrong_threshold_would_be_caught_negative_control(xor):
     """Scored by argmax of one column (always class 0), the same XOR model gets 0.5."""
     predictions = xor_model().predict(np.float32([[0, 0], [0, 1], [1, 0], [1, 1]]), verbose=0)
     assert np.mean(predictions.argmax(axis=1) == [0, 1, 1, 0]) == 0.5
+
+
+def test_the_explorer_page_scores_the_sigmoid_unit_as_p_class_1(xor, cli):
+    """The page shows two class probabilities [1 - p, p] and every XOR test image right."""
+    from test_pictures_explorer import _open, _playwright
+
+    cli("explore", xor / "xor.keras", "--data", xor / "xor.npz", "--out", xor / "xor.html")
+    sync_playwright = _playwright()
+    with sync_playwright() as playwright:
+        from test_pictures_explorer import CHROMIUM, CHROMIUM_ARGS
+
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context, page, _, errors = _open(browser, xor / "xor.html")
+            assert page.evaluate("window.denselab.misclassified()") == []
+            for index, label in enumerate([0, 1, 1, 0]):
+                page.evaluate(f"window.denselab.showTestImage({index})")
+                assert page.evaluate("window.denselab.predictedClass()") == label
+                shown = page.eval_on_selector_all(
+                    "#probabilities [data-probability]",
+                    "rows => rows.map(r => Number(r.dataset.probability))",
+                )
+                assert len(shown) == 2 and abs(sum(shown) - 1) < 1e-6 and shown[label] > 0.99
+            summary = page.text_content("#test-summary")
+            assert "100.0% right" in summary and "NaN" not in page.content()
+            assert errors == []
+            context.close()
+        finally:
+            browser.close()

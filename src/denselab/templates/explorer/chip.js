@@ -3,7 +3,7 @@
 Explorer.chip = (function () {
   const { layers, classNames, image, test, testSample } = Explorer.model;
   const { esc, fmt } = Explorer.format;
-  const { argmax } = Explorer.math;
+  const { argmax, classProbabilities } = Explorer.math;
   const { paint, grey } = Explorer.draw;
   const formulaInt8 = Explorer.formulaInt8;
   const DEPLOY = Explorer.data.deploy || {};
@@ -34,8 +34,8 @@ Explorer.chip = (function () {
     if (!available) return;
     box.hidden = state.mode !== "int8";
     if (box.hidden) return;
-    const real = formulaInt8.outputs();
-    const float = Explorer.outputs();
+    const real = classNames ? classProbabilities(formulaInt8.outputs()) : formulaInt8.outputs();
+    const float = classNames ? classProbabilities(Explorer.outputs()) : Explorer.outputs();
     if (!classNames) {
       box.innerHTML = "float (Keras) y = <b>" + fmt(float[0]) + "</b> · int8 (the chip) y = <b>" + fmt(real[0]) + "</b>";
       return;

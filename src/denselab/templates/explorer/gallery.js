@@ -1,7 +1,7 @@
 // The test samples as clickable thumbnails, with an "All / Misclassified" switch for classifiers.
 Explorer.gallery = (function () {
   const { image, classNames, test, testSample, run } = Explorer.model;
-  const { argmax } = Explorer.math;
+  const { argmax, classProbabilities } = Explorer.math;
   const { paint, grey } = Explorer.draw;
   const state = Explorer.state;
 
@@ -9,7 +9,7 @@ Explorer.gallery = (function () {
   const predictions = [];
   if (test && classNames) {
     for (let i = 0; i < test.count; i++) {
-      const p = run(testSample(i)).pop().a;
+      const p = classProbabilities(run(testSample(i)).pop().a);
       const best = argmax(p);
       predictions.push({ label: best, confidence: p[best], wrong: best !== test.y[i] });
     }

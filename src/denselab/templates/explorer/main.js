@@ -1,7 +1,7 @@
 // Wires the modules together: what changes the input, one update() that redraws every panel, the start.
 Explorer.actions = (function () {
-  const { nInputs, classNames, test, testSample, run } = Explorer.model;
-  const { argmax } = Explorer.math;
+  const { nInputs, classNames, test, testSample, run, layers } = Explorer.model;
+  const { argmax, classProbabilities } = Explorer.math;
   const E = Explorer;
   const state = E.state;
 
@@ -9,7 +9,7 @@ Explorer.actions = (function () {
   function update() {
     state.trace = run(state.input);
     if (E.chip.available) state.int8Trace = E.int8.run(state.input);
-    if (state.selected.auto) state.selected.index = classNames ? argmax(E.outputs()) : 0;
+    if (state.selected.auto) state.selected.index = classNames && layers.at(-1).nOut > 1 ? argmax(E.outputs()) : 0;
     E.canvas.render();
     E.network.render();
     E.panels.renderOutputs();
@@ -52,8 +52,10 @@ Explorer.actions = (function () {
 
   // {label, predicted} when the test image shown (not edited) is misclassified, else null.
   function mistake() {
-    if (!classNames || state.testIndex === null || state.edited || !state.trace) return null;
-    const predicted = argmax(E.outputs());
+    // One sigmoid unit has no output neuron per class: nothing to set side by side.
+    if (!classNames || layers.at(-1).nOut === 1) return null;
+    if (state.testIndex === null || state.edited || !state.trace) return null;
+    const predicted = argmax(classProbabilities(E.outputs()));
     const label = test.y[state.testIndex];
     return predicted === label ? null : { label: label, predicted: predicted };
   }

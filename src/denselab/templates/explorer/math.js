@@ -56,5 +56,10 @@ Explorer.math = (function () {
     return best;
   }
 
-  return { decode, activate, forward, argmax };
+  // One sigmoid output is p(class 1): as class probabilities, [1 - p, p].
+  function classProbabilities(values) {
+    return values.length === 1 ? Float64Array.of(1 - values[0], values[0]) : values;
+  }
+
+  return { decode, activate, forward, argmax, classProbabilities };
 })();

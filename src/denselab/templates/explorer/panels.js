@@ -3,7 +3,7 @@
 Explorer.panels = (function () {
   const { layers, nInputs, classNames, isLine, test, shortName, inputName } = Explorer.model;
   const { esc, fmt } = Explorer.format;
-  const { argmax } = Explorer.math;
+  const { argmax, classProbabilities } = Explorer.math;
   const DATA = Explorer.data;
   const state = Explorer.state;
 
@@ -26,7 +26,7 @@ Explorer.panels = (function () {
 
   // The rows carry data-probability / data-output: the browser test reads the values from there.
   function renderOutputs() {
-    const values = Explorer.outputs();
+    const values = classNames ? classProbabilities(Explorer.outputs()) : Explorer.outputs();
     const box = document.getElementById("probabilities");
     const prediction = document.getElementById("prediction");
     if (classNames) {

@@ -28,7 +28,7 @@ Explorer.testhook = (function () {
     },
     selectNeuron: (l, j) => actions().selectNeuron(l, j),
     drawing: () => Explorer.canvas.drawingPng(), // the canvas as drawn, before preprocessing
-    predictedClass: () => Explorer.math.argmax(Explorer.outputs()),
+    predictedClass: () => Explorer.math.argmax(Explorer.math.classProbabilities(Explorer.outputs())),
     clear: () => actions().clear(),
     hasInt8: () => Explorer.chip.available,
     setMode: (mode) => Explorer.chip.setMode(mode),
