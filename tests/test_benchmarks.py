@@ -21,7 +21,10 @@ def test_benchmark_script_runs_on_quick_settings(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     text = out.read_text()
     for row in (
+        "whole job",
         "time to the course's validation accuracy",
+        "course, `fit(verbose=0)`",  # both ways the course's code runs, side by side
+        "course as written",
         "one neuron",
         "per inference",
         "instructions per inference",

@@ -38,6 +38,7 @@ def keras():
     os.environ.setdefault("KERAS_BACKEND", "jax")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    _xla_flags()
     _jax_compilation_cache()
     if _hidden is not None and "keras" not in sys.modules:
         with _hidden.active():
@@ -89,6 +90,18 @@ class _Hidden(importlib.abc.MetaPathFinder):
             yield
         finally:
             self.threads.discard(threading.get_ident())
+
+
+def _xla_flags() -> None:
+    """XLA's CPU settings for small dense networks, unless the user set them in ``XLA_FLAGS``.
+
+    A training step's weight gradient (for the lesson, a (784, 32) x (32, 20) product) goes to
+    Eigen, whose thread pool costs more to hand the product to than the second core gains:
+    single-threaded, an epoch of the lesson takes about 10% less time.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_multi_thread_eigen" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
 
 
 def _jax_compilation_cache() -> None:

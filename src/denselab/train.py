@@ -2,13 +2,13 @@
 
 :func:`train` builds the network a :class:`TrainConfig` describes and fits it; :func:`resume`
 continues an interrupted run; :func:`fit` is the one training loop both use (and the search's
-trials): ``model.fit`` with a callback that keeps the history, stops on a NaN loss, and keeps
-the last good epoch for Ctrl-C. The run folder itself is :mod:`denselab.runs`.
+trials): ``model.fit``'s epochs (on JAX, many steps per compiled call: :mod:`denselab._epochs`)
+with a callback that keeps the history, stops on a NaN loss, and keeps the last good epoch for
+Ctrl-C. The run folder itself is :mod:`denselab.runs`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +19,7 @@ import numpy as np
 from . import _io, interrupts, report
 from ._backend import keras as _keras
 from ._backend import set_seed
-from .data import Dataset, load_dataset
+from .data import Dataset, load_dataset, stand_in_note
 from .errors import DenselabError
 from .model import build_model, check_model_file
 from .runs import (
@@ -27,12 +27,13 @@ from .runs import (
     DEFAULT_LEARNING_RATE,
     DEFAULT_SCHEDULE,
     DEFAULT_STEPS_PER_EXECUTION,
+    LINE_RECIPE,
     Run,
     TrainConfig,
     default_folder,
     final_metrics,
     read_run,
-    save_run,
+    write_run,
 )
 
 __all__ = [
@@ -94,11 +95,11 @@ def train(
     set_seed(config.seed)
     model = build_model(data.input_shape, config.units, config.activations, seed=config.seed)
     compile_model(model, config, data)
-    folder = _io.ensure_dir(out or default_folder(config))
-    return _fit_and_save(model, config, data, folder, history={}, initial_epoch=0)
+    folder = Path(out or default_folder(config))
+    return _fit_and_save(model, config, data, folder, {}, 0, plots=plots, force=force)
 
 
-def resume(folder: str | Path) -> Run:
+def resume(folder: str | Path, plots: bool = True, force: bool = False) -> Run:
     """Continue an interrupted run from its last completed epoch (weights and optimizer state)."""
     keras = _keras()
     folder = Path(folder)
@@ -113,7 +114,7 @@ def resume(folder: str | Path) -> Run:
         model = keras.saving.load_model(folder / "model.keras", compile=True, safe_mode=True)
     except Exception as error:
         raise DenselabError(f"cannot resume {folder}: {str(error)[:160]}") from None
-    return _fit_and_save(model, config, data, folder, history=history, initial_epoch=done)
+    return _fit_and_save(model, config, data, folder, history, done, plots=plots, force=force)
 
 
 def compile_model(model, config: TrainConfig, data: Dataset) -> None:
@@ -159,32 +160,85 @@ def fit(
     training (``diverged_at``); Ctrl-C or ``kill`` stop it at the last finished epoch.
     """
     tracker = _epoch_tracker(model, history or {}, on_epoch, history_path)
+    x_train = data.x_train if x_train is None else x_train
     interrupted = False
     with interrupts.stoppable():
         try:
-            model.fit(
-                data.x_train if x_train is None else x_train,
-                data.y_train,
-                epochs=config.epochs,
-                initial_epoch=initial_epoch,
-                batch_size=config.batch_size,
-                validation_data=(data.x_test, data.y_test),
-                callbacks=[tracker],
-                verbose=0,
-            )
+            if _keras().backend.backend() == "jax":  # many steps per compiled call: _epochs.py
+                _fit_compiled(model, config, data, x_train, initial_epoch, tracker)
+            else:
+                model.fit(
+                    x_train,
+                    data.y_train,
+                    epochs=config.epochs,
+                    initial_epoch=initial_epoch,
+                    batch_size=config.batch_size,
+                    validation_data=(data.x_test, data.y_test),
+                    callbacks=[tracker],
+                    verbose=0,
+                )
         except KeyboardInterrupt:
             interrupted = True
             tracker.restore_last_epoch()
     return Fitted(tracker.history, tracker.diverged, interrupted)
 
 
-def _fit_and_save(model, config, data, folder, history, initial_epoch) -> Run:
-    if initial_epoch:
-        report.say(f"resuming {folder} at epoch {initial_epoch + 1} of {config.epochs}")
-    report.say(
-        f"training {config.units} on {data.name} ({len(data.x_train):,} train / "
-        f"{len(data.x_test):,} test split as validation, from {data.source})"
+# Work to start on another thread once the first epoch is computing, not before: Python work
+# beside the model's set-up and tracing competes with them for the interpreter (about 0.4 s).
+_WHEN_TRAINING: list[Callable[[], None]] = []
+
+
+def _fit_compiled(model, config, data, x_train, initial_epoch, tracker) -> None:
+    """``model.fit``'s epochs, run by :class:`~denselab._epochs.CompiledEpochs`; ``tracker``
+    sees each epoch's logs, as a Keras callback would."""
+    from ._epochs import CompiledEpochs
+
+    validation = (data.x_test, data.y_test)
+    epochs = CompiledEpochs(
+        model, x_train, data.y_train, validation, config.batch_size, config.steps_per_execution
     )
+    model.stop_training = False
+    started = epochs.start_epoch() if initial_epoch < config.epochs else None
+    while _WHEN_TRAINING:  # the first epoch computes; the main thread mostly waits for it
+        _WHEN_TRAINING.pop()()
+    for epoch in range(initial_epoch, config.epochs):
+        # the next epoch computes while this one is recorded; a stop drops it unfinished
+        upcoming = epochs.start_epoch(after=started) if epoch + 1 < config.epochs else None
+        tracker.on_epoch_end(epoch, epochs.finish_epoch(started))
+        if model.stop_training:
+            break
+        started = upcoming
+
+
+def _fit_and_save(model, config, data, folder, history, initial_epoch, plots, force) -> Run:
+    """Fit, then write the run (and its pictures) into ``folder`` as one transaction."""
+    with _io.folder_transaction(folder, "run", force=force) as staging:
+        run, stopped = _fit_into(
+            model, config, data, folder, staging, history, initial_epoch, plots
+        )
+    if run.metrics["interrupted"]:
+        report.warn(
+            f"interrupted after epoch {run.metrics['epochs_done']}; saved to "
+            f"{report.plain(folder)}. Continue with: denselab train --resume {report.plain(folder)}"
+        )
+    if stopped:  # Ctrl-C while drawing the pictures: the run is saved, without them
+        raise KeyboardInterrupt
+    return run
+
+
+def _fit_into(model, config, data, folder, staging, history, initial_epoch, plots):
+    """``(run, stopped)``: fit, writing progress and then the run into ``staging``; ``stopped``
+    when Ctrl-C came while the pictures were drawn (they are left out)."""
+    if initial_epoch:
+        report.say(
+            f"resuming {report.plain(folder)} at epoch {initial_epoch + 1} of {config.epochs}"
+        )
+    report.say(
+        f"training {config.units} on {report.plain(data.name)} ({len(data.x_train):,} train / "
+        f"{len(data.x_test):,} test split as validation, from {report.plain(data.source)})"
+    )
+    if stand_in_note(data.name):
+        report.say(stand_in_note(data.name))
     shown = ("loss", "accuracy", "val_accuracy", "mae", "val_mae")
     with report.progress("epochs", config.epochs) as bar:
         bar.advance(initial_epoch)
@@ -200,26 +254,43 @@ def _fit_and_save(model, config, data, folder, history, initial_epoch) -> Run:
             history=history,
             initial_epoch=initial_epoch,
             on_epoch=on_epoch,
-            history_path=folder / "history.json",
+            history_path=staging / "history.json",  # progress, while it trains
         )
-    if fitted.diverged_at:
-        if not initial_epoch:  # a fresh run leaves nothing behind, not even its progress file
-            (folder / "history.json").unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+    if fitted.diverged_at:  # the transaction ends: the folder stays as it was, or absent
         raise DenselabError(
             f"training diverged at epoch {fitted.diverged_at} (loss is NaN); nothing was saved. "
             "Try a lower --learning-rate"
         )
     done = len(fitted.history.get("loss", []))
     metrics = final_metrics(fitted.history, data.name, done, fitted.interrupted)
-    save_run(folder, model, config, fitted.history, metrics)
-    if fitted.interrupted:
-        report.warn(
-            f"interrupted after epoch {metrics['epochs_done']}; saved to {folder}. "
-            f"Continue with: denselab train --resume {folder}"
-        )
-    return Run(folder, model, config, fitted.history, metrics)
+    write_run(staging, model, config, fitted.history, metrics)
+    pictures, stopped = [], False
+    if plots and not fitted.interrupted:
+        from .plots import write_run_plots
+
+        try:
+            written = write_run_plots(staging, data=data, model=model)
+            pictures = [folder / p.name for p in written]
+        except KeyboardInterrupt:
+            stopped = True
+    _warn_if_poor_fit(metrics, data)
+    return Run(folder, model, config, fitted.history, metrics, pictures), stopped
+
+
+def _warn_if_poor_fit(metrics: dict, data: Dataset) -> None:
+    """A regression whose training loss is near its targets' variance learned little: say so."""
+    loss, spread = metrics.get("train_loss"), float(np.var(data.y_train))
+    if data.task != "regression" or loss is None or spread == 0 or loss < 0.1 * spread:
+        return
+    hint = (
+        "; for line the lesson's recipe (SGD at 0.01, 500 epochs) is the default"
+        if data.name == "line"
+        else ""
+    )
+    report.warn(
+        f"the fit is poor: training loss {loss:.3g} is {loss / spread:.0%} of the targets' "
+        f"variance ({spread:.3g}); try more --epochs or another --learning-rate{hint}"
+    )
 
 
 def _epoch_tracker(model, history: dict, on_epoch, history_path: Path | None):
@@ -333,12 +404,18 @@ def config_for(
     """The lesson's recipe for ``dataset`` (named ``name``), with the layers and options given.
 
     ``layers`` replaces the widths (hidden layers relu, the output as the lesson's);
-    ``options`` set any other :class:`TrainConfig` field; None means "the default".
+    ``options`` set any other :class:`TrainConfig` field; None means "the default". For
+    ``line`` the default is lesson 1's: one linear neuron (``--layers 2,1``: the two linear
+    layers), trained by :data:`~denselab.runs.LINE_RECIPE`.
     """
     units, default_activations = default_layers(dataset)
+    hidden_activation = "relu"
+    if dataset.name == "line":
+        units, default_activations, hidden_activation = [1], ["linear"], "linear"
+        options = {**LINE_RECIPE, **{k: v for k, v in options.items() if v is not None}}
     if layers:
         units = list(layers)
-        default_activations = ["relu"] * (len(units) - 1) + [default_activations[-1]]
+        default_activations = [hidden_activation] * (len(units) - 1) + [default_activations[-1]]
     config = TrainConfig(dataset=name, units=units, activations=activations or default_activations)
     for key, value in options.items():
         if value is not None:
@@ -363,16 +440,34 @@ def train_command(
     plots: bool = True,
     layers: list[int] | None = None,
     activations: list[str] | None = None,
+    force: bool = False,
     **options,
 ) -> dict:
     """``denselab train``: a new run (or resume ``resume_run``), then its pictures; the result dict.
 
-    ``options`` are :class:`TrainConfig` fields (None: the lesson's default).
+    ``options`` are :class:`TrainConfig` fields (None: the lesson's default). A resumed run
+    keeps the settings in its run.json: any other setting given with it is refused.
     """
     from ._backend import keras_while
 
     if resume_run:
-        run = resume(resume_run)
+        given = [
+            flag
+            for flag, value in (
+                ("DATASET", dataset),
+                ("--out", out),
+                ("--layers", layers),
+                ("--activations", activations),
+                *((f"--{key.replace('_', '-')}", value) for key, value in options.items()),
+            )
+            if value is not None
+        ]
+        if given:
+            raise DenselabError(
+                f"--resume continues {resume_run} with the settings in its run.json; drop "
+                f"{', '.join(given)} (or train a new run without --resume)"
+            )
+        run = resume(resume_run, plots=plots, force=force)
     else:
         if not dataset:
             raise DenselabError("name a dataset (see `denselab datasets`) or use --resume RUN")
@@ -380,10 +475,12 @@ def train_command(
             load_dataset, dataset, target=options.get("target"), task=options.get("task")
         )
         config = config_for(data, dataset, layers, activations, **options)
-        run = train(config, out=out, data=data)
-    result = {**run.metrics, "model_path": str(run.path / "model.keras"), "run": str(run.path)}
-    if plots and not run.metrics.get("interrupted"):
-        from .plots import write_run_plots
+        if plots:  # matplotlib imports on the other core while the network trains
+            from .plots import import_in_background
 
-        result["pictures"] = [str(p) for p in write_run_plots(run.path)]
+            _WHEN_TRAINING.append(import_in_background)
+        run = train(config, out=out, data=data, plots=plots, force=force)
+    result = {**run.metrics, "model_path": str(run.path / "model.keras"), "run": str(run.path)}
+    if run.pictures:
+        result["pictures"] = [str(p) for p in run.pictures]
     return result
