@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from denselab import _io
+from denselab import fileio
 from denselab.explore import write_explorer
 from denselab.lessons import neuron_lesson
 from denselab.plots import write_run_plots
@@ -106,7 +106,7 @@ def _viewport_shot(page, target: Path) -> Path:
     png = page.screenshot()
     with Image.open(io.BytesIO(png)) as shot:
         small = shot.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
-    return _io.write_with(target, lambda tmp: small.save(tmp, format="PNG", optimize=True))
+    return fileio.write_with(target, lambda tmp: small.save(tmp, format="PNG", optimize=True))
 
 
 def _shot(page, target: Path, clip_to: str | None = None, element: str | None = None) -> Path:
@@ -120,7 +120,7 @@ def _shot(page, target: Path, clip_to: str | None = None, element: str | None = 
     # A 256-colour palette keeps a UI screenshot sharp and several times smaller.
     with Image.open(io.BytesIO(png)) as shot:
         small = shot.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
-    return _io.write_with(target, lambda tmp: small.save(tmp, format="PNG", optimize=True))
+    return fileio.write_with(target, lambda tmp: small.save(tmp, format="PNG", optimize=True))
 
 
 def main() -> None:
@@ -131,10 +131,10 @@ def main() -> None:
     two_layers = line_run(RUNS / "docs-line-2-1", args.reuse)
     written = []
     for picture in write_run_plots(mnist_run):
-        written.append(_io.write_bytes(DOCS / picture.name, picture.read_bytes()))
+        written.append(fileio.write_bytes(DOCS / picture.name, picture.read_bytes()))
     for picture in write_run_plots(two_layers):  # line.png and line-curves.png
         name = picture.name if picture.name.startswith("line") else f"line-{picture.name}"
-        written.append(_io.write_bytes(DOCS / name, picture.read_bytes()))
+        written.append(fileio.write_bytes(DOCS / name, picture.read_bytes()))
     mnist_page = write_explorer(mnist_run, mnist_run / "explorer.html")
     line_page = write_explorer(two_layers, two_layers / "explorer.html")
     if shutil.which("chromium") or Path(CHROMIUM).exists():

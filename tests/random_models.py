@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from denselab._backend import keras as _keras
+from denselab.backend import keras as _keras
 
 keras = _keras()
 N_INPUTS_PER_MODEL = 1000

@@ -12,9 +12,9 @@ import sys
 
 PROBE = """
 import json, sys
-from denselab import _backend
+from denselab import backend
 {setup}
-keras = _backend.keras()
+keras = backend.keras()
 from keras.src.trainers.data_adapters import array_slicing
 from keras.src.wrappers import fixes
 from keras.src.visualization import plot_image_gallery
@@ -45,7 +45,7 @@ def test_a_notebook_gets_keras_with_all_its_integrations():
 
 
 def test_denselabs_own_processes_import_keras_without_sklearn_pandas_matplotlib():
-    report = _probe("_backend.lean_keras()")
+    report = _probe("backend.lean_keras()")
     assert not (report["keras_sklearn"] or report["keras_pandas"] or report["keras_pyplot"])
     assert report["imported"] == []
     assert report["later"]  # hidden only while Keras was imported
@@ -54,9 +54,9 @@ def test_denselabs_own_processes_import_keras_without_sklearn_pandas_matplotlib(
 def test_only_the_thread_importing_keras_is_refused():
     # the digits dataset imports scikit-learn on the other thread, while Keras imports
     setup = (
-        "_backend.lean_keras()\n"
+        "backend.lean_keras()\n"
         "from denselab.data import load_dataset\n"
-        "data = _backend.keras_while(load_dataset, 'digits')\n"
+        "data = backend.keras_while(load_dataset, 'digits')\n"
         "assert data.x_train.shape[1:] == (8, 8), data.x_train.shape"
     )
     report = _probe(setup)
@@ -66,11 +66,11 @@ def test_only_the_thread_importing_keras_is_refused():
 
 def test_keras_while_raises_the_works_error_as_its_own():
     code = (
-        "from denselab import _backend\n"
+        "from denselab import backend\n"
         "from denselab.data import load_dataset\n"
         "from denselab.errors import DenselabError\n"
         "try:\n"
-        "    _backend.keras_while(load_dataset, 'no-such-dataset')\n"
+        "    backend.keras_while(load_dataset, 'no-such-dataset')\n"
         "except DenselabError as error:\n"
         "    print('DenselabError:', error)\n"
     )

@@ -31,7 +31,7 @@ def _lambda_code(marker: Path) -> str:
 
 
 def _keras_models(folder: Path, marker: Path) -> None:
-    from denselab._backend import keras as _keras
+    from denselab.backend import keras as _keras
 
     keras = _keras()
     dense = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
@@ -392,7 +392,7 @@ def _args(args: list[str], folder: Path) -> list[str]:
 
 
 def _leftovers(folder: Path) -> list[str]:
-    """Temporary files from ``denselab._io`` (``.<name>.<random><suffix>``) anywhere below."""
+    """Temporary files from ``denselab.fileio`` (``.<name>.<random><suffix>``) anywhere below."""
     return [str(p) for p in folder.rglob(".*") if p.is_file()]
 
 
@@ -449,7 +449,7 @@ def test_bad_input_through_the_real_command(corpus, subprocess_results, args, me
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
 def test_the_lambda_trap_is_armed_so_its_refusal_means_something(corpus, tmp_path, suffix):
     """With safe mode off, Keras does run the lambda: the marker appears."""
-    from denselab._backend import keras as _keras
+    from denselab.backend import keras as _keras
 
     keras = _keras()
     marker = corpus / "LAMBDA_RAN"
@@ -476,16 +476,16 @@ def test_a_lambda_layer_is_refused_before_keras_reads_it(corpus, monkeypatch, su
 
 
 def test_a_lambda_nested_in_a_functional_model_is_found(tmp_path):
-    from denselab._backend import keras as _keras
-    from denselab.model import _code_layer
+    from denselab.backend import keras as _keras
+    from denselab.model import code_layer
 
     keras = _keras()
     inner = keras.Sequential([keras.Input((2,)), keras.layers.Lambda(lambda x: x * 2)])
     inputs = keras.Input((2,))
     outer = keras.Model(inputs, keras.layers.Dense(1)(inner(inputs)))
     config = json.loads(json.dumps(keras.saving.serialize_keras_object(outer)))
-    assert _code_layer(config) == "Lambda"
-    assert _code_layer({"class_name": "Dense", "config": {"units": 3}}) is None
+    assert code_layer(config) == "Lambda"
+    assert code_layer({"class_name": "Dense", "config": {"units": 3}}) is None
 
 
 # --- atomic writes: a failed write leaves the old file and no temporary file -----------------
@@ -497,17 +497,17 @@ def _enospc(*args, **kwargs):
 
 @pytest.mark.parametrize("writer", ["write_bytes", "write_text", "write_json"])
 def test_a_full_disk_leaves_the_previous_file_intact(tmp_path, monkeypatch, writer):
-    from denselab import _io
+    from denselab import fileio, folders
     from denselab.errors import DenselabError
 
     target = tmp_path / "report.json"
-    getattr(_io, writer)(target, b"{}" if writer == "write_bytes" else "{}")
+    getattr(fileio, writer)(target, b"{}" if writer == "write_bytes" else "{}")
     before = target.read_bytes()
-    monkeypatch.setattr(_io.os, "fsync", _enospc)
+    monkeypatch.setattr(folders.os, "fsync", _enospc)
     new = b'{"new": 1}' * 1000 if writer == "write_bytes" else {"new": 1}
     new = new if writer != "write_text" else "new text"
     with pytest.raises(DenselabError) as caught:
-        getattr(_io, writer)(target, new)
+        getattr(fileio, writer)(target, new)
     assert str(caught.value) == (
         f"cannot write {target}: No space left on device; nothing was changed there, "
         "free some space and run it again"
@@ -520,7 +520,7 @@ def test_a_full_disk_leaves_the_previous_file_intact(tmp_path, monkeypatch, writ
     "error", [RuntimeError("bug in the writer"), KeyboardInterrupt()], ids=["bug", "ctrl-c"]
 )
 def test_an_interrupted_writer_leaves_the_previous_file_and_no_temporary(tmp_path, error):
-    from denselab import _io
+    from denselab import fileio
 
     target = tmp_path / "model.keras"
     target.write_bytes(b"the good old model")
@@ -530,28 +530,28 @@ def test_an_interrupted_writer_leaves_the_previous_file_and_no_temporary(tmp_pat
         raise error
 
     with pytest.raises(type(error)):
-        _io.write_with(target, half_then_fail)
+        fileio.write_with(target, half_then_fail)
     assert target.read_bytes() == b"the good old model"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]
 
 
 def test_a_written_file_gets_ordinary_permissions(tmp_path):
-    from denselab import _io
+    from denselab import fileio
 
     mask = os.umask(0o022)
     os.umask(mask)
-    path = _io.write_text(tmp_path / "model.c", "int x;\n")
+    path = fileio.write_text(tmp_path / "model.c", "int x;\n")
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_a_full_disk_during_explore_keeps_the_old_page(corpus, tmp_path, monkeypatch, capsys):
-    from denselab import _io
+    from denselab import folders
     from denselab.cli import main
 
     page = tmp_path / "explorer.html"
     assert main(["explore", str(corpus / "dense.keras"), "--out", str(page)]) == 0
     before = page.read_bytes()
-    monkeypatch.setattr(_io.os, "fsync", _enospc)
+    monkeypatch.setattr(folders.os, "fsync", _enospc)
     capsys.readouterr()
     assert main(["explore", str(corpus / "dense.keras"), "--out", str(page)]) == 2
     err = capsys.readouterr().err
@@ -564,13 +564,13 @@ def test_a_full_disk_during_explore_keeps_the_old_page(corpus, tmp_path, monkeyp
 
 
 def test_a_full_disk_while_saving_a_model_keeps_the_old_model(corpus, tmp_path, monkeypatch):
-    from denselab import _io
+    from denselab import fileio
     from denselab.errors import DenselabError
     from denselab.model import load_model
 
     model = load_model(corpus / "dense.keras")
     target = tmp_path / "model.keras"
-    _io.write_with(target, lambda tmp: model.save(tmp))
+    fileio.write_with(target, lambda tmp: model.save(tmp))
     before = target.read_bytes()
     real_open = open
 
@@ -589,7 +589,7 @@ def test_a_full_disk_while_saving_a_model_keeps_the_old_model(corpus, tmp_path, 
 
     monkeypatch.setattr("builtins.open", full_after_100_bytes)
     with pytest.raises((DenselabError, OSError)):
-        _io.write_with(target, lambda tmp: model.save(tmp))
+        fileio.write_with(target, lambda tmp: model.save(tmp))
     monkeypatch.undo()
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]
@@ -609,8 +609,8 @@ def test_a_folder_that_refuses_files_is_one_line(corpus, capsys):
 
 @pytest.mark.parametrize("content", [b"{garbage", b"\xff\xfe", b""], ids=["json", "bytes", "empty"])
 def test_a_damaged_json_file_is_one_clear_error(tmp_path, content):
-    from denselab._io import read_json
     from denselab.errors import DenselabError
+    from denselab.fileio import read_json
 
     path = tmp_path / "history.json"
     path.write_bytes(content)
@@ -625,11 +625,11 @@ def test_hdf5_is_read_first_in_a_child_process_that_a_hang_cannot_take_down(
     corpus, monkeypatch, name
 ):
     """One inserted byte makes the HDF5 library loop forever; the probe times out instead."""
-    from denselab import _io
+    from denselab import probes
     from denselab.errors import DenselabError
     from denselab.model import load_model
 
-    monkeypatch.setattr(_io, "HDF5_PROBE_SECONDS", 3.0)
+    monkeypatch.setattr(probes, "HDF5_PROBE_SECONDS", 3.0)
     if name == "dense.h5":
         assert load_model(corpus / name).count_params() == 15
         return

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from denselab._backend import keras as _keras
+from denselab.backend import keras as _keras
 
 
 def xor_model():

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from test_pictures_explorer import _open, browser  # noqa: F401 (browser is a fixture)
 
-from denselab._io import read_json
 from denselab.cli import main
 from denselab.data import load_dataset
 from denselab.explore import write_explorer
+from denselab.fileio import read_json
 from denselab.int8 import arithmetic
 from denselab.int8.tflite import read_int8_tflite
 from denselab.int8.tflm import tflm_invoke

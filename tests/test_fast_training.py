@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from denselab._backend import keras, set_seed
-from denselab._epochs import CompiledEpochs
-from denselab._raster import colourize, nice_ticks
+from denselab.backend import keras, set_seed
 from denselab.data import load_dataset
+from denselab.epochs import CompiledEpochs
 from denselab.model import build_model, dense_network
 from denselab.plots import WEIGHT_CMAP, _weights_figure, plot_first_layer_weights, weight_tiles
+from denselab.raster import colourize, nice_ticks
 from denselab.train import compile_model, config_for
 
 

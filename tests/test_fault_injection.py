@@ -31,7 +31,7 @@ from test_hard_to_break import copy, run_cli, shared_world, tree
 # its rename), swap-before or swap-after (the folder swap).
 HARNESS = """
 import contextlib, errno, os, signal, sys
-from denselab import _io
+from denselab import fileio, folders
 
 action, point = os.environ["DENSELAB_TEST_FAULT"].split(":")
 writes = [0]
@@ -45,7 +45,7 @@ def trip():
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 if point.startswith("write-"):
-    original_atomic_path = _io.atomic_path
+    original_atomic_path = fileio.atomic_path
 
     @contextlib.contextmanager
     def atomic_path(target, suffix=""):
@@ -55,9 +55,9 @@ if point.startswith("write-"):
             if writes[0] == int(point[len("write-"):]):
                 trip()
 
-    _io.atomic_path = atomic_path
+    fileio.atomic_path = atomic_path
 else:
-    original_swap = _io._swap
+    original_swap = folders._swap
 
     def swap(staging, target):
         if point == "swap-before":
@@ -66,7 +66,7 @@ else:
         if point == "swap-after":
             trip()
 
-    _io._swap = swap
+    folders._swap = swap
 from denselab.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -74,7 +74,7 @@ sys.exit(main(sys.argv[1:]))
 
 def arm(monkeypatch, action: str, point: str) -> None:
     """The harness's fault, armed in this process (SIGTERM is a real signal here too)."""
-    from denselab import _io
+    from denselab import fileio, folders
 
     def trip():
         if action == "term":  # the handler raises KeyboardInterrupt, or it waits for a swap
@@ -85,7 +85,7 @@ def arm(monkeypatch, action: str, point: str) -> None:
     if point.startswith("write-"):
         import contextlib
 
-        original, writes = _io.atomic_path, [0]
+        original, writes = fileio.atomic_path, [0]
 
         @contextlib.contextmanager
         def atomic_path(target, suffix=""):
@@ -95,9 +95,9 @@ def arm(monkeypatch, action: str, point: str) -> None:
                 if writes[0] == int(point[len("write-") :]):
                     trip()
 
-        monkeypatch.setattr(_io, "atomic_path", atomic_path)
+        monkeypatch.setattr(fileio, "atomic_path", atomic_path)
     else:
-        original_swap = _io._swap
+        original_swap = folders._swap
 
         def swap(staging, target):
             if point == "swap-before":
@@ -106,7 +106,7 @@ def arm(monkeypatch, action: str, point: str) -> None:
             if point == "swap-after":
                 trip()
 
-        monkeypatch.setattr(_io, "_swap", swap)
+        monkeypatch.setattr(folders, "_swap", swap)
 
 
 def in_subprocess(fault: str, *args, cwd: Path) -> subprocess.CompletedProcess:
@@ -122,12 +122,12 @@ def in_subprocess(fault: str, *args, cwd: Path) -> subprocess.CompletedProcess:
 
 def complete(folder: Path) -> bool:
     """Every file in ``folder`` is as its manifest records, and every file is recorded."""
-    from denselab import _io
+    from denselab import folders
 
-    manifest = _io.read_manifest(folder)
-    if manifest is None or _io.manifest_differences(folder, manifest) != ([], []):
+    manifest = folders.read_manifest(folder)
+    if manifest is None or folders.manifest_differences(folder, manifest) != ([], []):
         return False
-    present = {p.name for p in folder.iterdir()} - {_io.MANIFEST}
+    present = {p.name for p in folder.iterdir()} - {folders.MANIFEST}
     return present == set(manifest["files"])
 
 

@@ -59,11 +59,11 @@ HDF5_PROBE_SECONDS = 5.0  # a damaged HDF5 file can make the library loop foreve
 
 
 def check_model(seeds: Seeds, case: tuple[str, bytes]) -> None:
-    from denselab import _io
+    from denselab import probes
     from denselab.model import dense_network, load_model
 
     suffix, data = case
-    _io.HDF5_PROBE_SECONDS = HDF5_PROBE_SECONDS
+    probes.HDF5_PROBE_SECONDS = HDF5_PROBE_SECONDS
     try:
         dense_network(load_model(_file(seeds, suffix, data)))
     except DenselabError as error:

@@ -82,7 +82,7 @@ def write_csv(path: Path, n_rows: int = 60, n_classes: int = 3, seed: int = 0) -
 
 
 def dense_model(path: Path, hidden: int = 5, names=("hidden", "output"), inputs=(4,)) -> Path:
-    from denselab._backend import keras as _keras
+    from denselab.backend import keras as _keras
 
     keras = _keras()
     layers = [keras.Input(inputs)]
@@ -212,7 +212,7 @@ def _dense_config(template: dict, name: str, units: int) -> dict:
 @pytest.fixture
 def no_keras_loading(monkeypatch):
     """Keras's loader must never be reached by a refused file."""
-    from denselab._backend import keras as _keras
+    from denselab.backend import keras as _keras
 
     def never(*args, **kwargs):
         raise AssertionError("Keras was asked to build a model the size guard refuses")
@@ -384,20 +384,20 @@ def test_6_a_training_that_fails_while_saving_leaves_the_old_run_whole(
 ):
     import errno
 
-    from denselab import _io
+    from denselab import fileio
 
     run = copy(world / "run", tmp_path / "run")
     before = tree(tmp_path)
-    real_write_json = _io.write_json
+    real_write_json = fileio.write_json
 
     def full_at_metrics(target, obj):
         if Path(target).name == "metrics.json":
-            raise _io.DenselabError(
-                _io._cannot_write(Path(target), OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+            raise fileio.DenselabError(
+                fileio.cannot_write(Path(target), OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
             )
         return real_write_json(target, obj)
 
-    monkeypatch.setattr(_io, "write_json", full_at_metrics)
+    monkeypatch.setattr(fileio, "write_json", full_at_metrics)
     message = one_line(
         capsys, "train", world / "data.csv", "--out", run, "--epochs", "2", "--seed", "5"
     )
@@ -505,8 +505,8 @@ def test_7_a_diverging_training_over_a_run_keeps_its_history(world, tmp_path, ca
 _HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from denselab import _io
-with _io.folder_lock(Path(sys.argv[1])):
+from denselab import fileio, folders
+with folders.folder_lock(Path(sys.argv[1])):
     print("locked", flush=True)
     time.sleep(120)
 """
@@ -766,7 +766,7 @@ def test_13_one_class_is_not_a_classification(tmp_path, capsys):
 
 
 def test_13_json_output_is_json_even_with_nan_weights(tmp_path, capsys):
-    from denselab._backend import keras as _keras
+    from denselab.backend import keras as _keras
 
     keras = _keras()
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, name="d")])

@@ -37,7 +37,7 @@ def _start_training(out, epochs):
 
 def _wait_for_first_epoch(process, out, timeout=120):
     # While it trains, the progress is in the staging folder beside --out: the run folder
-    # itself is replaced only by the whole run (denselab._io.folder_transaction).
+    # itself is replaced only by the whole run (denselab.folders.folder_transaction).
     history = out.parent / f".{out.name}.partial" / "history.json"
     deadline = time.time() + timeout
     while time.time() < deadline and process.poll() is None:

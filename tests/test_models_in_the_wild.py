@@ -530,7 +530,7 @@ def _keras3_normalized(keras, rng):
 
 
 def test_normalisation_layers_fold_into_plain_dense_layers(tmp_path):
-    from denselab._backend import keras as _keras
+    from denselab.backend import keras as _keras
     from denselab.explain import explain, forward
     from denselab.model import dense_network
 
@@ -561,7 +561,7 @@ def test_relative_difference_judges_a_large_output_by_its_size():
 
 def test_a_keras3_normalized_model_deploys_bit_exact(cli, tmp_path):
     pytest.importorskip("tflite_micro")
-    from denselab._backend import keras as _keras
+    from denselab.backend import keras as _keras
 
     keras = _keras()
     rng = np.random.default_rng(1)
@@ -589,7 +589,7 @@ def test_a_keras3_normalized_model_deploys_bit_exact(cli, tmp_path):
 
 def test_one_sigmoid_unit_predicts_class_1_from_probability_one_half(cli, tmp_path):
     """A binary classifier's one sigmoid output is p(class 1), not one column to argmax."""
-    from denselab._backend import keras as _keras
+    from denselab.backend import keras as _keras
 
     keras = _keras()
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
@@ -620,7 +620,7 @@ def test_one_sigmoid_unit_predicts_class_1_from_probability_one_half(cli, tmp_pa
     ids=["LeakyReLU", "PReLU", "ELU", "Activation(elu)"],
 )
 def test_activations_tflm_has_but_the_engine_lacks_are_refused_by_name(make, message):
-    from denselab._backend import keras as _keras
+    from denselab.backend import keras as _keras
     from denselab.errors import DenselabError
     from denselab.model import dense_network
 
@@ -632,7 +632,7 @@ def test_activations_tflm_has_but_the_engine_lacks_are_refused_by_name(make, mes
 
 
 def test_a_leaky_relu_of_slope_zero_is_a_relu():
-    from denselab._backend import keras as _keras
+    from denselab.backend import keras as _keras
     from denselab.model import dense_network
 
     keras = _keras()
@@ -647,7 +647,7 @@ def test_a_leaky_relu_of_slope_zero_is_a_relu():
 
 def _not_chains(folder: Path) -> dict[str, tuple[Path, str]]:
     """Keras 3 models (and one Keras 2 file) that are not one chain, and the reason to give."""
-    from denselab._backend import keras as _keras
+    from denselab.backend import keras as _keras
 
     keras = _keras()
     layers = keras.layers

@@ -221,7 +221,7 @@ def test_explorer_page_agrees_with_keras_and_stays_offline(lesson_run, mnist, br
 
 def test_line_lesson_page_recomputes_the_hand_prediction(browser, tmp_path):
     """The lesson's two-layer weights: at x = 10 the network outputs about 18.999996."""
-    from denselab._backend import tensorflow_unprobed
+    from denselab.backend import tensorflow_unprobed
 
     model = build_model((1,), [2, 1], ["linear", "linear"], seed=0)
     model.layers[0].set_weights(

@@ -29,7 +29,7 @@ if shutil.which("gcc") is None:
 # The pipeline steps these tests use; the modules moved once already, so they are named here only.
 from random_models import random_dense_model, random_int8_inputs  # noqa: E402
 
-from denselab._backend import keras as _keras  # noqa: E402
+from denselab.backend import keras as _keras  # noqa: E402
 from denselab.engine import c_engine_invoke, c_engine_size, generate_c  # noqa: E402
 from denselab.errors import DenselabError  # noqa: E402
 from denselab.int8.convert import to_tflite  # noqa: E402

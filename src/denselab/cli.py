@@ -207,10 +207,10 @@ def _main(argv: list[str] | None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    from . import _backend, report, views
+    from . import backend, report, views
     from .errors import DenselabError
 
-    _backend.lean_keras()  # this process is denselab's own: ~2 s less to import Keras
+    backend.lean_keras()  # this process is denselab's own: ~2 s less to import Keras
     report.quiet(args.json)
     try:
         with _sigterm_interrupts():
@@ -227,7 +227,7 @@ def _main(argv: list[str] | None) -> int:
         return 2
     status = 130 if isinstance(result, dict) and result.get("interrupted") else 0
     if args.json:
-        from ._io import to_json
+        from .fileio import to_json
 
         print(to_json(result))
     elif hasattr(views, args.command):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import _io, report, runs
+from . import fileio, folders, report, runs
 from .data import Dataset
 from .int8.convert import CALIBRATION_SAMPLES
 from .model import dense_network, load_model
@@ -39,7 +39,7 @@ def deploy(
 ) -> dict:
     """Write the int8 and float ``.tflite``, the C engine and ``report.json`` into ``out``.
 
-    ``out`` is written as one transaction (:func:`denselab._io.folder_transaction`): it is
+    ``out`` is written as one transaction (:func:`denselab.folders.folder_transaction`): it is
     wholly the previous deploy or wholly this one, with a manifest (sha256 of every file) that
     ``verify`` checks. A folder holding files denselab did not write is refused unless
     ``force`` (they are then kept).
@@ -65,22 +65,22 @@ def deploy(
     inputs = [resolved.model_path] + ([data] if isinstance(data, (str, Path)) else [])
     folder = Path(out)
 
-    with _io.folder_transaction(folder, "deploy", force=force, inputs=inputs) as staging:
+    with folders.folder_transaction(folder, "deploy", force=force, inputs=inputs) as staging:
         calibration = draw_calibration(dataset.x_train, calibration_samples)
         report.say(
             f"quantizing to int8 with TFLiteConverter, calibrated on {len(calibration)} "
             "training samples"
         )
         float_tflite, int8_tflite = to_tflite(network, calibration)
-        _io.write_bytes(staging / f"{name}_float.tflite", float_tflite)
-        _io.write_bytes(staging / f"{name}_int8.tflite", int8_tflite)
+        fileio.write_bytes(staging / f"{name}_float.tflite", float_tflite)
+        fileio.write_bytes(staging / f"{name}_int8.tflite", int8_tflite)
 
         quantized = read_int8_tflite(int8_tflite)
         engine = generate_c(quantized, name=name)
         examples = quantized.quantize_input(dataset.x_test[:EXAMPLE_SAMPLES])
         example = samples_header(examples, labels(dataset)[:EXAMPLE_SAMPLES])
         for filename, text in {**engine, **tflite_c_array(int8_tflite, name), **example}.items():
-            _io.write_text(staging / filename, text)
+            fileio.write_text(staging / filename, text)
 
         result = {
             "model": str(model_path),
@@ -97,7 +97,7 @@ def deploy(
         on_chip = target_or_skip(int8_tflite, engine, dataset, target, name)
         if on_chip is not None:
             result["target"] = on_chip
-        _io.write_json(staging / "report.json", result)
+        fileio.write_json(staging / "report.json", result)
     check_bit_exact(result)  # after the swap: a folder that differs is kept, to be looked at
     return DeployReport(result)
 
@@ -120,4 +120,4 @@ def dataset_file(dataset: Dataset) -> dict:
     if dataset.file is None or not Path(dataset.file).is_file():
         return {}
     path = Path(dataset.file)
-    return {"data_file": str(path.resolve()), "data_sha256": _io.file_sha256(path)}
+    return {"data_file": str(path.resolve()), "data_sha256": fileio.file_sha256(path)}

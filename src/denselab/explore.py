@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _io
+from . import fileio, folders
 from .data import Dataset
 from .model import DenseNetwork, dense_network, load_model
 
@@ -77,7 +77,7 @@ def write_explorer(
     deploy_folder = find_deploy_folder(Path(model_path_or_run))
     deployed, page_folder = None, None
     if deploy_folder is not None:
-        deployed = _io.read_json(deploy_folder / "report.json")
+        deployed = fileio.read_json(deploy_folder / "report.json")
         if Path(model_path_or_run).resolve() == deploy_folder.resolve():
             model_path_or_run = deployed["model"]  # a deploy folder: its float model
             data = data or deployed.get("dataset")
@@ -85,7 +85,7 @@ def write_explorer(
     resolved = resolve(model_path_or_run, data)
     folder = resolved.folder
     inputs = [resolved.model_path] + ([data] if isinstance(data, (str, Path)) else [])
-    page_path = _io.check_output_file(
+    page_path = folders.check_output_file(
         out or (page_folder or folder) / "explorer.html",
         inputs=inputs,
         force=force,
@@ -101,7 +101,7 @@ def write_explorer(
     if history is not None:
         payload["history"] = history
     if (folder / "metrics.json").exists():
-        metrics = _io.read_json(folder / "metrics.json")
+        metrics = fileio.read_json(folder / "metrics.json")
         if isinstance(metrics, dict):  # only numbers: the page formats them as numbers
             payload["metrics"] = {
                 key: value
@@ -112,8 +112,8 @@ def write_explorer(
         payload["history"].pop("epoch_end_unix", None)
     if deploy_folder is not None:
         payload.update(int8_data(deploy_folder, deployed, payload["test"]))
-    _io.write_text(page_path, render_page(payload))
-    _io.add_to_manifest(page_path.parent, page_path.name)
+    fileio.write_text(page_path, render_page(payload))
+    folders.add_to_manifest(page_path.parent, page_path.name)
     return Path(out) if out is not None else page_path
 
 
@@ -269,7 +269,7 @@ def render_page(payload: dict) -> str:
         "css": (folder / "page.css").read_text(encoding="utf-8"),
         "js": "\n".join((folder / name).read_text(encoding="utf-8") for name in JS_MODULES),
         # "<" escaped so no string in the data can close the <script> element early.
-        "data": _io.to_json(payload, compact=True).replace("<", "\\u003c"),
+        "data": fileio.to_json(payload, compact=True).replace("<", "\\u003c"),
     }
     return re.sub(r"\{\{(title|css|js|data)\}\}", lambda match: parts[match[1]], page)
 

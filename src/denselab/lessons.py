@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from . import report
-from ._backend import keras as _keras
-from ._backend import set_seed
+from .backend import keras as _keras
+from .backend import set_seed
 from .data import load_dataset
 from .errors import DenselabError
 
@@ -210,7 +210,7 @@ def _neuron_lesson(hidden, epochs, x, seed, learning_rate, out) -> dict:
 
 def _save_line_run(model, losses, hidden, epochs, learning_rate, seed, out) -> Path:
     """The lesson's model as a run folder, with the recipe that repeats it in ``run.json``."""
-    from . import _io
+    from . import fileio
     from .plots import write_run_plots
     from .runs import LINE_RECIPE, TrainConfig, final_metrics, save_run
 
@@ -220,7 +220,7 @@ def _save_line_run(model, losses, hidden, epochs, learning_rate, seed, out) -> P
         dataset="line", units=units, activations=["linear"] * len(units), seed=seed, **recipe
     )
     history = {"loss": losses}
-    folder = _io.ensure_dir(out)
+    folder = fileio.ensure_dir(out)
     save_run(folder, model, config, history, final_metrics(history, "line", epochs, False))
     pictures = write_run_plots(folder)
     report.say(f"saved the run to {folder} (pictures: {', '.join(p.name for p in pictures)})")

@@ -3,7 +3,7 @@
 Every function writes one PNG atomically and returns its path. The curves and the prediction
 bars are drawn on their own ``matplotlib.figure.Figure`` (Agg, no ``pyplot`` state); the grids
 of small images (weight tiles, the confusion matrix, the mistakes) straight into pixels with
-matplotlib's colour maps and typeface (:mod:`denselab._raster`), about ten times faster.
+matplotlib's colour maps and typeface (:mod:`denselab.raster`), about ten times faster.
 ``write_run_plots`` writes all that apply to a run folder: ``curves.png``, ``weights.png``,
 ``confusion.png``, ``misclassified.png``, ``predict.png`` (classifiers) or ``line.png`` (the
 one-input line lessons).
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _io
+from . import fileio, folders
 from .data import Dataset
 from .errors import DenselabError
 from .model import DenseLayer, dense_network, load_model
@@ -44,10 +44,10 @@ def _import_drawing() -> None:
     import matplotlib.figure  # noqa: F401
     from matplotlib import font_manager
 
-    from ._raster import TEXT_PX, _font
+    from .raster import TEXT_PX, font_of_size
 
     font_manager.fontManager.findfont("DejaVu Sans")
-    _font(TEXT_PX)
+    font_of_size(TEXT_PX)
 
 
 def _figure(width: float, height: float):
@@ -57,8 +57,8 @@ def _figure(width: float, height: float):
 
 
 def _save(figure, out: str | Path) -> Path:
-    path = _io.write_with(out, lambda tmp: figure.savefig(tmp, format="png", dpi=DPI))
-    _io.add_to_manifest(path.parent, path.name)  # a run folder's manifest, if it has one
+    path = fileio.write_with(out, lambda tmp: figure.savefig(tmp, format="png", dpi=DPI))
+    folders.add_to_manifest(path.parent, path.name)  # a run folder's manifest, if it has one
     return path
 
 
@@ -169,9 +169,9 @@ def _weights_figure(layer: DenseLayer, image_shape: tuple[int, int]):
 def plot_first_layer_weights(layer: DenseLayer, image_shape: tuple[int, int], out) -> Path:
     """One tile per neuron of ``layer`` (the first Dense layer), on one scale centred on 0.
 
-    Drawn as pixels (:mod:`denselab._raster`): each weight one square of the colour map.
+    Drawn as pixels (:mod:`denselab.raster`): each weight one square of the colour map.
     """
-    from ._raster import SMALL_PX, TITLE_PX, Canvas, colourize
+    from .raster import SMALL_PX, TITLE_PX, Canvas, colourize
 
     tiles, limit = weight_tiles(layer, image_shape)
     rows, columns = _tile_grid(len(tiles))
@@ -212,7 +212,7 @@ def plot_first_layer_weights(layer: DenseLayer, image_shape: tuple[int, int], ou
 
 def _saved(canvas, out: str | Path) -> Path:
     path = canvas.save(out)
-    _io.add_to_manifest(path.parent, path.name)  # a run folder's manifest, if it has one
+    folders.add_to_manifest(path.parent, path.name)  # a run folder's manifest, if it has one
     return path
 
 
@@ -229,16 +229,16 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
 def plot_confusion(y_true, y_pred, class_names: list[str], out: str | Path) -> Path:
     """The confusion matrix with a count in every cell; the diagonal holds the right answers.
 
-    Drawn as pixels (:mod:`denselab._raster`): one square of the Blues colour map per cell.
+    Drawn as pixels (:mod:`denselab.raster`): one square of the Blues colour map per cell.
     """
-    from ._raster import TEXT_PX, TITLE_PX, Canvas, _font, colourize
+    from .raster import TEXT_PX, TITLE_PX, Canvas, colourize, font_of_size
 
     n = len(class_names)
     names = [str(name) for name in class_names]
     counts = confusion_matrix(y_true, y_pred, n)
     cell = max(16, min(64, 640 // n))
     count_px = max(7, min(12, cell // 4))
-    longest = max(_font(TEXT_PX).getlength(name) for name in names)
+    longest = max(font_of_size(TEXT_PX).getlength(name) for name in names)
     turned = longest > 2 * TEXT_PX  # long names go under the columns at 45 degrees
     left = int(longest) + 44
     top, grid = 40, n * cell
@@ -289,7 +289,7 @@ def plot_misclassified(
 
     images : (n_samples, height, width); probabilities : (n_samples, n_classes).
     """
-    from ._raster import SMALL_PX, TITLE_PX, Canvas, colourize
+    from .raster import SMALL_PX, TITLE_PX, Canvas, colourize
 
     predicted = probabilities.argmax(axis=1)
     wrong = np.flatnonzero(predicted != y_true)
@@ -403,7 +403,7 @@ def write_run_plots(
     resolved = resolve(run_folder, data)
     model = model if model is not None else load_model(resolved.model_path)
     source = resolved.folder
-    folder = _io.ensure_dir(out) if out is not None else source
+    folder = fileio.ensure_dir(out) if out is not None else source
     network = dense_network(model)
     written: list[Path] = []
     history = read_history(source)  # checked: a list of finite numbers per metric

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _io
+from . import fileio, folders
 from .data import Dataset, load_dataset
 from .errors import DenselabError
 
@@ -160,23 +160,23 @@ def save_run(
 
     A folder holding files denselab did not write is refused unless ``force``.
     """
-    with _io.folder_transaction(folder, "run", force=force) as staging:
+    with folders.folder_transaction(folder, "run", force=force) as staging:
         write_run(staging, model, config, history, metrics)
     return Path(folder)
 
 
 def write_run(folder: Path, model, config: TrainConfig, history: dict, metrics: dict) -> None:
     """Write the model and the run's three JSON files into ``folder``, the staging folder of a
-    :func:`denselab._io.folder_transaction` (see :func:`save_run`)."""
+    :func:`denselab.folders.folder_transaction` (see :func:`save_run`)."""
     import keras
 
-    from ._backend import tensorflow_unprobed
+    from .backend import tensorflow_unprobed
 
     with tensorflow_unprobed():
-        _io.write_with(folder / "model.keras", lambda tmp: model.save(tmp))
-    _io.write_json(folder / "history.json", history)
-    _io.write_json(folder / "metrics.json", metrics)
-    _io.write_json(
+        fileio.write_with(folder / "model.keras", lambda tmp: model.save(tmp))
+    fileio.write_json(folder / "history.json", history)
+    fileio.write_json(folder / "metrics.json", metrics)
+    fileio.write_json(
         folder / "run.json",
         {"config": asdict(config), "keras": keras.__version__, "backend": keras.backend.backend()},
     )
@@ -227,7 +227,7 @@ def read_history(folder: Path) -> dict | None:
     path = Path(folder) / "history.json"
     if not path.exists():
         return None
-    history = _io.read_json(path)
+    history = fileio.read_json(path)
     if not isinstance(history, dict):
         raise DenselabError(f"{path} is not a training history (an object of lists)")
     for key, values in history.items():

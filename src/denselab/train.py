@@ -2,7 +2,7 @@
 
 :func:`train` builds the network a :class:`TrainConfig` describes and fits it; :func:`resume`
 continues an interrupted run; :func:`fit` is the one training loop both use (and the search's
-trials): ``model.fit``'s epochs (on JAX, many steps per compiled call: :mod:`denselab._epochs`)
+trials): ``model.fit``'s epochs (on JAX, many steps per compiled call: :mod:`denselab.epochs`)
 with a callback that keeps the history, stops on a NaN loss, and keeps the last good epoch for
 Ctrl-C. The run folder itself is :mod:`denselab.runs`.
 """
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _io, interrupts, report
-from ._backend import keras as _keras
-from ._backend import set_seed
+from . import fileio, folders, interrupts, report
+from .backend import keras as _keras
+from .backend import set_seed
 from .data import Dataset, load_dataset, stand_in_note
 from .errors import DenselabError
 from .model import build_model, check_model_file
@@ -83,7 +83,7 @@ def train(
     With ``plots`` (as ``denselab train``), the run's pictures are drawn into the run folder
     too (``run.pictures``: curves, weights, confusion, mistakes, or the line).
 
-    The run folder is written as one transaction (see :func:`denselab._io.folder_transaction`):
+    The run folder is written as one transaction (see :func:`denselab.folders.folder_transaction`):
     while training, progress goes to ``history.json`` in the staging folder beside it
     (``.<name>.partial``), and ``out`` is replaced only by the whole finished (or stopped) run.
     A second command on the same ``out`` is refused while this one runs; a folder holding
@@ -164,7 +164,7 @@ def fit(
     interrupted = False
     with interrupts.stoppable():
         try:
-            if _keras().backend.backend() == "jax":  # many steps per compiled call: _epochs.py
+            if _keras().backend.backend() == "jax":  # many steps per compiled call: epochs.py
                 _fit_compiled(model, config, data, x_train, initial_epoch, tracker)
             else:
                 model.fit(
@@ -189,9 +189,9 @@ _WHEN_TRAINING: list[Callable[[], None]] = []
 
 
 def _fit_compiled(model, config, data, x_train, initial_epoch, tracker) -> None:
-    """``model.fit``'s epochs, run by :class:`~denselab._epochs.CompiledEpochs`; ``tracker``
+    """``model.fit``'s epochs, run by :class:`~denselab.epochs.CompiledEpochs`; ``tracker``
     sees each epoch's logs, as a Keras callback would."""
-    from ._epochs import CompiledEpochs
+    from .epochs import CompiledEpochs
 
     validation = (data.x_test, data.y_test)
     epochs = CompiledEpochs(
@@ -212,7 +212,7 @@ def _fit_compiled(model, config, data, x_train, initial_epoch, tracker) -> None:
 
 def _fit_and_save(model, config, data, folder, history, initial_epoch, plots, force) -> Run:
     """Fit, then write the run (and its pictures) into ``folder`` as one transaction."""
-    with _io.folder_transaction(folder, "run", force=force) as staging:
+    with folders.folder_transaction(folder, "run", force=force) as staging:
         run, stopped = _fit_into(
             model, config, data, folder, staging, history, initial_epoch, plots
         )
@@ -316,7 +316,7 @@ def _epoch_tracker(model, history: dict, on_epoch, history_path: Path | None):
             self.history.setdefault("epoch_end_unix", []).append(time.time())
             self.last_good = _snapshot(model)
             if history_path is not None:
-                _io.write_json(history_path, self.history)
+                fileio.write_json(history_path, self.history)
             if on_epoch is not None:
                 on_epoch(epoch + 1, logs)
 
@@ -448,7 +448,7 @@ def train_command(
     ``options`` are :class:`TrainConfig` fields (None: the lesson's default). A resumed run
     keeps the settings in its run.json: any other setting given with it is refused.
     """
-    from ._backend import keras_while
+    from .backend import keras_while
 
     if resume_run:
         given = [

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _io, report
+from . import fileio, folders, report
 from .data import Dataset, load_dataset
 from .errors import CheckFailed, DenselabError
 
@@ -203,14 +203,14 @@ def verify_folder(folder: str | Path, data: str | None = None, target: str | Non
             )
     if manifest is None:
         raise CheckFailed(
-            f"{folder} has no {_io.MANIFEST}, so its files cannot be checked against what "
+            f"{folder} has no {folders.MANIFEST}, so its files cannot be checked against what "
             "deploy wrote; run `denselab deploy` again"
         )
     shipped = {f"{name}_float.tflite", f"{name}_int8.tflite", "report.json", "test_samples.h"}
     unrecorded = sorted({*engine, *tflite_c_array(int8_tflite, name), *shipped} - set(manifest))
     if unrecorded:
         raise CheckFailed(
-            f"{folder}: {', '.join(unrecorded)} not recorded in {_io.MANIFEST}; run `denselab "
+            f"{folder}: {', '.join(unrecorded)} not recorded in {folders.MANIFEST}; run `denselab "
             "deploy` again"
         )
     dataset = load_dataset(data or _deployed_dataset(previous, dataset_name))
@@ -238,18 +238,18 @@ def _deploy_manifest(folder: Path) -> dict | None:
     """The files deploy recorded (name -> sha256), each checked; None for a folder without a
     manifest. A file that is missing or differs is a failed check that names it."""
     try:
-        manifest = _io.read_manifest(folder)
+        manifest = folders.read_manifest(folder)
     except DenselabError as error:
         raise CheckFailed(f"{error}; run `denselab deploy` again") from None
     if manifest is None:
         return None
     if manifest["kind"] != "deploy":
         raise DenselabError(f"{folder} is not a folder written by `denselab deploy`")
-    missing, changed = _io.manifest_differences(folder, manifest)
+    missing, changed = folders.manifest_differences(folder, manifest)
     problems = [f"{folder / name} is missing" for name in missing]
     problems += [
         f"{folder / name} is not what deploy generates: its sha256 differs from the one "
-        f"deploy recorded in {_io.MANIFEST}"
+        f"deploy recorded in {folders.MANIFEST}"
         for name in changed
     ]
     if problems:
@@ -266,7 +266,7 @@ def _deployed_dataset(report_json: dict, name: str) -> str:
         raise DenselabError(
             f"the dataset file deploy used, {path}, is gone; give --data FILE to verify on another"
         )
-    if _io.file_sha256(path) != digest:
+    if fileio.file_sha256(path) != digest:
         raise DenselabError(
             f"{path} changed since deploy (its sha256 differs); give --data {path} to verify "
             "against it as it is now"

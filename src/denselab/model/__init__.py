@@ -11,14 +11,14 @@ layers, each ``output = activation(dot(input, kernel) + bias)``, one after the o
 - :mod:`.hdf5`: ``.h5`` files from Keras 2.0 to 3.x, rebuilt without Keras's loader.
 """
 
-from .._backend import keras as _keras  # noqa: F401  (tests reach Keras through here)
-from .files import MAX_WEIGHTS, check_model_file, load_model
-from .files import _code_layer as _code_layer
+from ..backend import keras as _keras  # noqa: F401  (tests reach Keras through here)
+from .files import MAX_WEIGHTS, check_model_file, code_layer, load_model
 from .network import ACTIVATIONS, DenseLayer, DenseNetwork, build_model, dense_network
 
 __all__ = [
     "ACTIVATIONS",
     "MAX_WEIGHTS",
+    "code_layer",
     "DenseLayer",
     "DenseNetwork",
     "build_model",

@@ -13,9 +13,9 @@ import math
 import zipfile
 from pathlib import Path
 
-from .._backend import keras as _keras
-from .._io import Hdf5Probe, has_hdf5_signature
+from ..backend import keras as _keras
 from ..errors import DenselabError
+from ..probes import Hdf5Probe, has_hdf5_signature
 from .graph import chain
 
 
@@ -76,7 +76,7 @@ def _checked(path: str | Path) -> tuple[Path, dict]:
     finally:
         if probe is not None:
             probe.cancel()
-    unsafe = _code_layer(config)
+    unsafe = code_layer(config)
     if unsafe is not None:
         raise DenselabError(
             f"{path} contains a {unsafe} layer (arbitrary Python code); denselab refuses to "
@@ -215,7 +215,7 @@ def _size(value) -> int | None:
     return abs(int(value)) if math.isfinite(value) else None
 
 
-def _code_layer(config) -> str | None:
+def code_layer(config) -> str | None:
     """The class name of the first layer in ``config`` that would run Python code, if any."""
     for node in _nodes(config):
         if isinstance(node, dict):

@@ -11,7 +11,7 @@ saved as JSON (Keras 2.0 to 3.x spellings), for a file Keras 3 cannot load itsel
 
 from __future__ import annotations
 
-from .._backend import keras as _keras
+from ..backend import keras as _keras
 from ..errors import DenselabError
 
 MAX_NESTING = 8  # models inside models; deeper is a damaged or hostile file

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._backend import keras as _keras
+from ..backend import keras as _keras
 from ..errors import DenselabError
 from .files import MAX_WEIGHTS
 from .graph import layer_name, saved_chain

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._backend import keras as _keras
+from ..backend import keras as _keras
 from ..errors import DenselabError
 from .graph import chain
 

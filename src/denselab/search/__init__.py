@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import _io, report
+from .. import fileio, folders, report
 from ..data import Dataset, load_dataset
 from ..errors import DenselabError
 from . import choose, result, runners
@@ -73,8 +73,8 @@ def search(
     if data.task != "classification":
         raise DenselabError(f"search needs a classification dataset; {data.name} is regression")
     view = validation_view(data, VALIDATION_FRACTION, seed)
-    _io.output_folder(Path(out) / "chosen", "run", force)  # refused now, not after the trials
-    folder = _io.ensure_dir(out).resolve()
+    folders.output_folder(Path(out) / "chosen", "run", force)  # refused now, not after the trials
+    folder = fileio.ensure_dir(out).resolve()
     # the fewest inputs a trial may read: the widest first layer the flash leaves room for
     n_inputs = int(used_inputs(view.x_train, max(INPUT_USE)).sum()) or 1
     max_width = widest_layer(n_inputs, max_flash)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import _io, report
+from .. import fileio, folders, report
 from ..data import Dataset
 from . import trial
 from .trial import SearchSpec
@@ -135,12 +135,12 @@ def keep_chosen(
     from ..model import load_model
 
     target = folder / "chosen"
-    _io.output_folder(target, "run", force)  # before the retraining, not after it
+    folders.output_folder(target, "run", force)  # before the retraining, not after it
     used = trial.used_inputs(view.x_train, float(chosen["params"].get("input_use", 0.0)))
     with report.progress("retraining the chosen on the whole training split", 1) as bar:
         trained = trial.train_candidate(chosen["params"], data, used, spec)
         bar.advance(1)
-    with _io.folder_transaction(target, "run", force=force) as staging:
+    with folders.folder_transaction(target, "run", force=force) as staging:
         if trained is not None:
             model, config, history = trained
             int8_tflite, engine = trial.ship(model, data)
@@ -159,7 +159,7 @@ def keep_chosen(
             + ("diverged" if trained is None else "went over the budget")
             + " when retrained on the whole training split; keeping the trial's own model"
         )
-        ignore = shutil.ignore_patterns(_io.MANIFEST)
+        ignore = shutil.ignore_patterns(folders.MANIFEST)
         shutil.copytree(chosen["run"], staging, dirs_exist_ok=True, ignore=ignore)
         int8_tflite = (staging / "model_int8.tflite").read_bytes()
         tested = _test(chosen, load_model(staging), int8_tflite, generate_c(int8_tflite), data)
@@ -192,5 +192,5 @@ def _install(
     metrics.update(tested, search_trial=chosen["trial"])
     if validation:  # what Keras's validation data was, when it was not the trial's
         metrics["validation"] = validation
-    _io.write_json(staging / "metrics.json", metrics)
+    fileio.write_json(staging / "metrics.json", metrics)
     return {**tested, "run": str(target), "trial_run": chosen["run"]}

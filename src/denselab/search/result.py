@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import _io, report
+from .. import fileio, report
 from ..data import Dataset
 from .trial import SearchSpec
 
@@ -75,7 +75,7 @@ def write(
         "plot": str(folder / "search_pareto.png"),
     }
     _plot(rows, front, chosen, spec, folder / "search_pareto.png")
-    _io.write_json(folder / "search.json", result)
+    fileio.write_json(folder / "search.json", result)
     _show(result)
     return result
 
@@ -166,7 +166,7 @@ def _plot(rows, front, chosen, spec: SearchSpec, out: Path) -> Path:
     ax.set_title(f"{plain_text(spec.dataset)}: the smallest network that does the job")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    return _io.write_with(out, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
+    return fileio.write_with(out, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
 
 
 def _label(row: dict) -> str:

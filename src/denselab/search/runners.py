@@ -201,7 +201,7 @@ def prepare_worker() -> None:
     one single-threaded worker per core; Keras (JAX) before TensorFlow; nothing printed."""
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
     interrupts.install_for_worker()
-    from .._backend import keras, lean_keras, tensorflow
+    from ..backend import keras, lean_keras, tensorflow
 
     lean_keras()
     keras()  # first, so that TensorFlow's import does not make Keras pick its backend

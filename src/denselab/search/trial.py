@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import _io, report
+from .. import fileio, folders, report
 from ..data import Dataset
 
 HIDDEN_ACTIVATIONS = ("relu", "linear", "sigmoid", "tanh")  # what the int8 C engine runs
@@ -198,7 +198,7 @@ def train_candidate(
     ``on_epoch(epoch, val_accuracy)`` may raise to stop. Ctrl-C raises KeyboardInterrupt
     (a trial cut short is not a result: Optuna records it as FAIL and a rerun repeats it).
     """
-    from .._backend import set_seed
+    from ..backend import set_seed
     from ..model import build_model
     from ..runs import TrainConfig
     from ..train import compile_model, fit
@@ -288,8 +288,8 @@ def save_trial(
     folder: Path, model, config, history: dict, part: Dataset, measurements: dict, int8_tflite
 ) -> None:
     """A normal run folder (``denselab deploy`` works on it) plus the int8 ``.tflite``, written
-    as one transaction (see :func:`denselab._io.folder_transaction`)."""
-    with _io.folder_transaction(folder, "run") as staging:
+    as one transaction (see :func:`denselab.folders.folder_transaction`)."""
+    with folders.folder_transaction(folder, "run") as staging:
         write_trial(staging, model, config, history, part, measurements, int8_tflite)
 
 
@@ -303,4 +303,4 @@ def write_trial(
     metrics.update({k: measurements[k] for k in ("int8_val_accuracy", "flash_bytes", "ram_bytes")})
     metrics["validation"] = f"{len(part.x_test):,} samples held out of the training split"
     write_run(folder, model, config, history, metrics)
-    _io.write_bytes(folder / "model_int8.tflite", int8_tflite)
+    fileio.write_bytes(folder / "model_int8.tflite", int8_tflite)

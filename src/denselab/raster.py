@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _io
+from . import fileio
 
 # matplotlib's default sizes at 100 dpi: 10 pt text is 14 px, 12 pt titles 17 px.
 TEXT_PX, TITLE_PX, SMALL_PX = 14, 17, 11
@@ -44,7 +44,7 @@ def nice_ticks(low: float, high: float, most: int = 7) -> list[float]:
 
 
 @cache
-def _font(size: int):
+def font_of_size(size: int):
     import matplotlib
     from PIL import ImageFont
 
@@ -75,14 +75,14 @@ class Canvas:
 
     def text(self, x, y, text: str, size: int = TEXT_PX, anchor: str = "la", fill="black"):
         """``text`` at (x, y); ``anchor`` as Pillow's (``"mm"``: centred, ``"rm"``: right end)."""
-        self.draw.text((x, y), str(text), font=_font(size), anchor=anchor, fill=fill)
+        self.draw.text((x, y), str(text), font=font_of_size(size), anchor=anchor, fill=fill)
 
     def turned_text(self, x, y, text: str, angle: float, size: int = TEXT_PX, anchor="mm"):
         """``text`` turned ``angle`` degrees anticlockwise, its box placed by ``anchor``
         (``"mm"``: centred on (x, y); ``"rt"``: its top right corner at (x, y))."""
         from PIL import Image, ImageDraw
 
-        font = _font(size)
+        font = font_of_size(size)
         left, top, right, bottom = font.getbbox(str(text))
         flat = Image.new("L", (right - left + 2, bottom - top + 2), 0)
         ImageDraw.Draw(flat).text((1 - left, 1 - top), str(text), font=font, fill=255)
@@ -116,4 +116,4 @@ class Canvas:
 
     def save(self, out: str | Path) -> Path:
         """Write the PNG atomically (a fast zlib level: these pictures are mostly flat)."""
-        return _io.write_with(out, lambda tmp: self.image.save(tmp, "PNG", compress_level=3))
+        return fileio.write_with(out, lambda tmp: self.image.save(tmp, "PNG", compress_level=3))

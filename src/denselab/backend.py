@@ -112,7 +112,7 @@ def _jax_compilation_cache() -> None:
     """
     if "JAX_COMPILATION_CACHE_DIR" in os.environ:
         return
-    from ._io import cache_dir
+    from .fileio import cache_dir
 
     folder = str(cache_dir() / "jax")
     try:

@@ -154,7 +154,7 @@ class _FlatOptimizer:
     def __init__(self, optimizer, trainable_variables):
         import keras
 
-        from ._backend import tensorflow_unprobed
+        from .backend import tensorflow_unprobed
 
         self.shapes = [tuple(v.shape) for v in trainable_variables]
         flat = [
