@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "load_dataset": "data",
     "neuron_lesson": "lessons",
-    "tour": "lessons",
+    "tour": "tour",
     "hand_training_loop": "lessons",
     "predict": "lessons",
     "build_model": "model",
@@ -35,7 +35,7 @@ _EXPORTS = {
     "TrainConfig": "runs",
     "Run": "runs",
     "train": "train",
-    "evaluate": "train",
+    "evaluate": "evaluate",
     "explain": "explain",
     "forward": "explain",
     "deploy": "deploy",

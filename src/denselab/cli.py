@@ -264,7 +264,7 @@ def _sigterm_interrupts():
 
 
 def _tour(args) -> dict:
-    from .lessons import tour
+    from .tour import tour
 
     return tour(seed=args.seed, epochs=args.epochs, out=args.out)
 
@@ -322,7 +322,7 @@ def _predict(args) -> dict:
 
 
 def _evaluate(args) -> dict:
-    from .train import evaluate_model
+    from .evaluate import evaluate_model
 
     return evaluate_model(args.model, args.data)
 

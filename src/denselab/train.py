@@ -46,7 +46,6 @@ __all__ = [
     "TrainConfig",
     "compile_model",
     "default_layers",
-    "evaluate",
     "fit",
     "resume",
     "train",
@@ -354,46 +353,6 @@ def _check_config(config: TrainConfig, data: Dataset) -> None:
         )
 
 
-def evaluate(model, data: Dataset) -> dict:
-    """``model.evaluate`` on the test split, computed from ``model.predict`` (no compile needed)."""
-    from .explain import classes
-
-    predictions = np.asarray(model.predict(data.x_test, verbose=0, batch_size=1024))
-    if data.task == "classification":
-        binary = predictions.ndim == 2 and predictions.shape[1] == 1 and data.n_classes == 2
-        if not binary and (predictions.ndim != 2 or predictions.shape[1] != data.n_classes):
-            raise DenselabError(
-                f"the model has {predictions.shape[-1]} outputs but {data.name} has "
-                f"{data.n_classes} classes"
-            )
-        if binary:  # one sigmoid unit is p(class 1): binary cross-entropy
-            p1 = np.clip(predictions[:, 0], 1e-7, 1 - 1e-7)
-            picked = np.where(data.y_test == 1, p1, 1 - p1)
-        else:
-            picked = np.clip(predictions[np.arange(len(predictions)), data.y_test], 1e-7, 1.0)
-        loss = float(-np.mean(np.log(picked)))
-        accuracy = float(np.mean(classes(predictions) == data.y_test))
-        return {
-            "dataset": data.name,
-            "n_samples": len(data.y_test),
-            "loss": loss,
-            "accuracy": accuracy,
-        }
-    predictions = predictions.reshape(len(predictions), -1)
-    if predictions.shape[1] != data.n_targets:
-        raise DenselabError(
-            f"the model has {predictions.shape[1]} outputs but {data.name} has "
-            f"{data.n_targets} number(s) to predict per sample"
-        )
-    error = predictions - np.reshape(data.y_test, predictions.shape)
-    return {
-        "dataset": data.name,
-        "n_samples": len(data.y_test),
-        "loss": float(np.mean(error**2)),
-        "mae": float(np.mean(np.abs(error))),
-    }
-
-
 def config_for(
     dataset: Dataset,
     name: str,
@@ -421,16 +380,6 @@ def config_for(
         if value is not None:
             setattr(config, key, value)
     return config
-
-
-def evaluate_model(model_or_run: str | Path, data: str | Dataset | None = None) -> dict:
-    """:func:`evaluate` for a model file or run folder, on its run's dataset unless ``data``."""
-    from .model import load_model
-    from .runs import resolve
-
-    model = load_model(model_or_run)
-    dataset = resolve(model_or_run, data, required=True).dataset
-    return {"model": str(model_or_run), **evaluate(model, dataset)}
 
 
 def train_command(

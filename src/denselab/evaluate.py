@@ -1,0 +1,61 @@
+"""Lesson 2's ``model.evaluate(val_images, val_labels)``: loss and accuracy on the test split,
+computed from ``model.predict`` (no compiled model needed), for any dense model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .data import Dataset
+from .errors import DenselabError
+
+
+def evaluate(model, data: Dataset) -> dict:
+    """``model.evaluate`` on the test split, computed from ``model.predict`` (no compile needed)."""
+    from .explain import classes
+
+    predictions = np.asarray(model.predict(data.x_test, verbose=0, batch_size=1024))
+    if data.task == "classification":
+        binary = predictions.ndim == 2 and predictions.shape[1] == 1 and data.n_classes == 2
+        if not binary and (predictions.ndim != 2 or predictions.shape[1] != data.n_classes):
+            raise DenselabError(
+                f"the model has {predictions.shape[-1]} outputs but {data.name} has "
+                f"{data.n_classes} classes"
+            )
+        if binary:  # one sigmoid unit is p(class 1): binary cross-entropy
+            p1 = np.clip(predictions[:, 0], 1e-7, 1 - 1e-7)
+            picked = np.where(data.y_test == 1, p1, 1 - p1)
+        else:
+            picked = np.clip(predictions[np.arange(len(predictions)), data.y_test], 1e-7, 1.0)
+        loss = float(-np.mean(np.log(picked)))
+        accuracy = float(np.mean(classes(predictions) == data.y_test))
+        return {
+            "dataset": data.name,
+            "n_samples": len(data.y_test),
+            "loss": loss,
+            "accuracy": accuracy,
+        }
+    predictions = predictions.reshape(len(predictions), -1)
+    if predictions.shape[1] != data.n_targets:
+        raise DenselabError(
+            f"the model has {predictions.shape[1]} outputs but {data.name} has "
+            f"{data.n_targets} number(s) to predict per sample"
+        )
+    error = predictions - np.reshape(data.y_test, predictions.shape)
+    return {
+        "dataset": data.name,
+        "n_samples": len(data.y_test),
+        "loss": float(np.mean(error**2)),
+        "mae": float(np.mean(np.abs(error))),
+    }
+
+
+def evaluate_model(model_or_run: str | Path, data: str | Dataset | None = None) -> dict:
+    """:func:`evaluate` for a model file or run folder, on its run's dataset unless ``data``."""
+    from .model import load_model
+    from .runs import resolve
+
+    model = load_model(model_or_run)
+    dataset = resolve(model_or_run, data, required=True).dataset
+    return {"model": str(model_or_run), **evaluate(model, dataset)}
