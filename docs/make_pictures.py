@@ -18,7 +18,7 @@ from PIL import Image
 from denselab import fileio
 from denselab.explore import write_explorer
 from denselab.lessons import neuron_lesson
-from denselab.plots import write_run_plots
+from denselab.pictures import write_run_plots
 from denselab.train import TrainConfig, train
 
 DOCS = Path(__file__).resolve().parent

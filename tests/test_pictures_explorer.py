@@ -17,12 +17,12 @@ from PIL import Image
 from denselab.data import load_dataset
 from denselab.explore import write_explorer
 from denselab.model import build_model, dense_network
+from denselab.pictures import write_run_plots
 from denselab.plots import (
     WEIGHT_CMAP,
     _weights_figure,
     confusion_matrix,
     weight_tiles,
-    write_run_plots,
 )
 
 CHROMIUM = "/usr/bin/chromium"

@@ -367,7 +367,7 @@ def _search(args) -> dict:
 
 
 def _plot(args) -> dict:
-    from .plots import write_run_plots
+    from .pictures import write_run_plots
 
     paths = write_run_plots(args.model, data=args.data, out=args.out)
     return {"pictures": [str(p) for p in paths]}

@@ -211,7 +211,7 @@ def _neuron_lesson(hidden, epochs, x, seed, learning_rate, out) -> dict:
 def _save_line_run(model, losses, hidden, epochs, learning_rate, seed, out) -> Path:
     """The lesson's model as a run folder, with the recipe that repeats it in ``run.json``."""
     from . import fileio
-    from .plots import write_run_plots
+    from .pictures import write_run_plots
     from .runs import LINE_RECIPE, TrainConfig, final_metrics, save_run
 
     units = [hidden, 1] if hidden else [1]

@@ -4,9 +4,7 @@ Every function writes one PNG atomically and returns its path. The curves and th
 bars are drawn on their own ``matplotlib.figure.Figure`` (Agg, no ``pyplot`` state); the grids
 of small images (weight tiles, the confusion matrix, the mistakes) straight into pixels with
 matplotlib's colour maps and typeface (:mod:`denselab.raster`), about ten times faster.
-``write_run_plots`` writes all that apply to a run folder: ``curves.png``, ``weights.png``,
-``confusion.png``, ``misclassified.png``, ``predict.png`` (classifiers) or ``line.png`` (the
-one-input line lessons).
+:func:`denselab.pictures.write_run_plots` chooses which apply to a run folder.
 """
 
 from __future__ import annotations
@@ -18,9 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from . import fileio, folders
-from .data import Dataset
 from .errors import DenselabError
-from .model import DenseLayer, dense_network, load_model
+from .model import DenseLayer
 
 DPI = 100
 WEIGHT_CMAP = "RdBu_r"  # diverging: red = positive weight, blue = negative, white = 0
@@ -383,65 +380,3 @@ def plot_line_fit(predict, xs: np.ndarray, ys: np.ndarray, out: str | Path) -> P
 
 
 # --- a whole run ---------------------------------------------------------------------------
-
-
-def write_run_plots(
-    run_folder: str | Path,
-    data: str | Dataset | None = None,
-    out: str | Path | None = None,
-    model=None,
-) -> list[Path]:
-    """Write every picture that applies to a run folder (or a ``.keras`` file) into ``out``.
-
-    ``out`` defaults to the run folder (the model's folder). The dataset is ``data`` or the one
-    named in the folder's ``run.json``; without either, only the curves and weights are drawn.
-    ``model`` is the run's model when it is already in memory (training passes it, rather than
-    reading it back). Returns the written paths.
-    """
-    from .runs import check_fits, read_history, resolve
-
-    resolved = resolve(run_folder, data)
-    model = model if model is not None else load_model(resolved.model_path)
-    source = resolved.folder
-    folder = fileio.ensure_dir(out) if out is not None else source
-    network = dense_network(model)
-    written: list[Path] = []
-    history = read_history(source)  # checked: a list of finite numbers per metric
-    if history and history.get("loss"):
-        written.append(plot_learning_curves(history, folder / "curves.png"))
-    if len(network.input_shape) == 2:
-        first = network.layers[0]
-        written.append(plot_first_layer_weights(first, network.input_shape, folder / "weights.png"))
-    data = resolved.dataset
-    if data is None:
-        return written
-    check_fits(network, data)
-    if data.task == "classification":
-        x_test = data.x_test.reshape(len(data.x_test), *network.input_shape)
-        probabilities = np.asarray(model.predict(x_test, verbose=0, batch_size=256))
-        predicted = probabilities.argmax(axis=1)
-        names = data.class_names or [str(i) for i in range(probabilities.shape[1])]
-        written.append(plot_confusion(data.y_test, predicted, names, folder / "confusion.png"))
-        if data.is_image:
-            written.append(
-                plot_misclassified(
-                    data.x_test, data.y_test, probabilities, names, folder / "misclassified.png"
-                )
-            )
-            written.append(
-                plot_prediction(
-                    data.x_test[0],
-                    probabilities[0],
-                    names,
-                    folder / "predict.png",
-                    true_label=int(data.y_test[0]),
-                    title="test image 0",
-                )
-            )
-    elif network.input_shape == (1,):
-
-        def predict(x):
-            return np.asarray(model.predict(x, verbose=0))
-
-        written.append(plot_line_fit(predict, data.x_train, data.y_train, folder / "line.png"))
-    return written

@@ -318,3 +318,40 @@ def _check_config_values(config: TrainConfig, path: Path) -> None:
             raise DenselabError(
                 f"{path}: {name!r} is {value!r}; it must be {rule} (fix it or train a new run)"
             )
+
+
+def default_layers(dataset: Dataset, hidden: list[int] | None = None) -> tuple[list, list]:
+    """The lesson's stack for this dataset: hidden relu layers, then softmax (or linear)."""
+    hidden = [20] if hidden is None else hidden
+    if dataset.task == "classification":
+        return hidden + [dataset.n_classes], ["relu"] * len(hidden) + ["softmax"]
+    return hidden + [dataset.n_targets], ["relu"] * len(hidden) + ["linear"]
+
+
+def config_for(
+    dataset: Dataset,
+    name: str,
+    layers: list[int] | None = None,
+    activations: list[str] | None = None,
+    **options,
+) -> TrainConfig:
+    """The lesson's recipe for ``dataset`` (named ``name``), with the layers and options given.
+
+    ``layers`` replaces the widths (hidden layers relu, the output as the lesson's);
+    ``options`` set any other :class:`TrainConfig` field; None means "the default". For
+    ``line`` the default is lesson 1's: one linear neuron (``--layers 2,1``: the two linear
+    layers), trained by :data:`~denselab.runs.LINE_RECIPE`.
+    """
+    units, default_activations = default_layers(dataset)
+    hidden_activation = "relu"
+    if dataset.name == "line":
+        units, default_activations, hidden_activation = [1], ["linear"], "linear"
+        options = {**LINE_RECIPE, **{k: v for k, v in options.items() if v is not None}}
+    if layers:
+        units = list(layers)
+        default_activations = [hidden_activation] * (len(units) - 1) + [default_activations[-1]]
+    config = TrainConfig(dataset=name, units=units, activations=activations or default_activations)
+    for key, value in options.items():
+        if value is not None:
+            setattr(config, key, value)
+    return config

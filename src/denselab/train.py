@@ -27,10 +27,11 @@ from .runs import (
     DEFAULT_LEARNING_RATE,
     DEFAULT_SCHEDULE,
     DEFAULT_STEPS_PER_EXECUTION,
-    LINE_RECIPE,
     Run,
     TrainConfig,
+    config_for,
     default_folder,
+    default_layers,
     final_metrics,
     read_run,
     write_run,
@@ -60,14 +61,6 @@ class Fitted:
     history: dict = field(default_factory=dict)
     diverged_at: int = 0
     interrupted: bool = False
-
-
-def default_layers(dataset: Dataset, hidden: list[int] | None = None) -> tuple[list, list]:
-    """The lesson's stack for this dataset: hidden relu layers, then softmax (or linear)."""
-    hidden = [20] if hidden is None else hidden
-    if dataset.task == "classification":
-        return hidden + [dataset.n_classes], ["relu"] * len(hidden) + ["softmax"]
-    return hidden + [dataset.n_targets], ["relu"] * len(hidden) + ["linear"]
 
 
 def train(
@@ -265,7 +258,7 @@ def _fit_into(model, config, data, folder, staging, history, initial_epoch, plot
     write_run(staging, model, config, fitted.history, metrics)
     pictures, stopped = [], False
     if plots and not fitted.interrupted:
-        from .plots import write_run_plots
+        from .pictures import write_run_plots
 
         try:
             written = write_run_plots(staging, data=data, model=model)
@@ -351,35 +344,6 @@ def _check_config(config: TrainConfig, data: Dataset) -> None:
             f"a regression model's last layer needs one neuron per number to predict "
             f"({data.n_targets})"
         )
-
-
-def config_for(
-    dataset: Dataset,
-    name: str,
-    layers: list[int] | None = None,
-    activations: list[str] | None = None,
-    **options,
-) -> TrainConfig:
-    """The lesson's recipe for ``dataset`` (named ``name``), with the layers and options given.
-
-    ``layers`` replaces the widths (hidden layers relu, the output as the lesson's);
-    ``options`` set any other :class:`TrainConfig` field; None means "the default". For
-    ``line`` the default is lesson 1's: one linear neuron (``--layers 2,1``: the two linear
-    layers), trained by :data:`~denselab.runs.LINE_RECIPE`.
-    """
-    units, default_activations = default_layers(dataset)
-    hidden_activation = "relu"
-    if dataset.name == "line":
-        units, default_activations, hidden_activation = [1], ["linear"], "linear"
-        options = {**LINE_RECIPE, **{k: v for k, v in options.items() if v is not None}}
-    if layers:
-        units = list(layers)
-        default_activations = [hidden_activation] * (len(units) - 1) + [default_activations[-1]]
-    config = TrainConfig(dataset=name, units=units, activations=activations or default_activations)
-    for key, value in options.items():
-        if value is not None:
-            setattr(config, key, value)
-    return config
 
 
 def train_command(

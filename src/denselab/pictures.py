@@ -1,0 +1,88 @@
+"""The pictures of a run: every picture of :mod:`denselab.plots` that applies to a run folder.
+
+``curves.png`` and ``weights.png`` always (when there is a history and an image input);
+with its dataset, ``confusion.png``, ``misclassified.png`` and ``predict.png`` for a
+classifier, or ``line.png`` for the one-input line lessons.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import fileio
+from .data import Dataset
+from .model import dense_network, load_model
+from .plots import (
+    plot_confusion,
+    plot_first_layer_weights,
+    plot_learning_curves,
+    plot_line_fit,
+    plot_misclassified,
+    plot_prediction,
+)
+
+
+def write_run_plots(
+    run_folder: str | Path,
+    data: str | Dataset | None = None,
+    out: str | Path | None = None,
+    model=None,
+) -> list[Path]:
+    """Write every picture that applies to a run folder (or a ``.keras`` file) into ``out``.
+
+    ``out`` defaults to the run folder (the model's folder). The dataset is ``data`` or the one
+    named in the folder's ``run.json``; without either, only the curves and weights are drawn.
+    ``model`` is the run's model when it is already in memory (training passes it, rather than
+    reading it back). Returns the written paths.
+    """
+    from .runs import check_fits, read_history, resolve
+
+    resolved = resolve(run_folder, data)
+    model = model if model is not None else load_model(resolved.model_path)
+    source = resolved.folder
+    folder = fileio.ensure_dir(out) if out is not None else source
+    network = dense_network(model)
+    written: list[Path] = []
+    history = read_history(source)  # checked: a list of finite numbers per metric
+    if history and history.get("loss"):
+        written.append(plot_learning_curves(history, folder / "curves.png"))
+    if len(network.input_shape) == 2:
+        first = network.layers[0]
+        written.append(plot_first_layer_weights(first, network.input_shape, folder / "weights.png"))
+    data = resolved.dataset
+    if data is None:
+        return written
+    check_fits(network, data)
+    if data.task == "classification":
+        x_test = data.x_test.reshape(len(data.x_test), *network.input_shape)
+        probabilities = np.asarray(model.predict(x_test, verbose=0, batch_size=256))
+        if probabilities.shape[1] == 1:  # one sigmoid unit is p(class 1)
+            probabilities = np.hstack([1 - probabilities, probabilities])
+        predicted = probabilities.argmax(axis=1)
+        names = data.class_names or [str(i) for i in range(probabilities.shape[1])]
+        written.append(plot_confusion(data.y_test, predicted, names, folder / "confusion.png"))
+        if data.is_image:
+            written.append(
+                plot_misclassified(
+                    data.x_test, data.y_test, probabilities, names, folder / "misclassified.png"
+                )
+            )
+            written.append(
+                plot_prediction(
+                    data.x_test[0],
+                    probabilities[0],
+                    names,
+                    folder / "predict.png",
+                    true_label=int(data.y_test[0]),
+                    title="test image 0",
+                )
+            )
+    elif network.input_shape == (1,):
+
+        def predict(x):
+            return np.asarray(model.predict(x, verbose=0))
+
+        written.append(plot_line_fit(predict, data.x_train, data.y_train, folder / "line.png"))
+    return written
