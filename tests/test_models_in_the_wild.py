@@ -501,6 +501,8 @@ def test_deploy_a_legacy_file_bit_exact(corpus, cli, tmp_path, name):
     else:
         assert report["keras_mae"] < 1e-4 * (1 + np.abs(np.load(data)["y_test"]).max())
     assert (out / "report.json").exists()
+    verified = cli("verify", out, "--json")  # finds the same .npz through report.json
+    assert verified["c_vs_tflm_differing_samples"] == 0 and verified["test_samples"] == 100
 
 
 # --- folding normalisation: Keras 3 models too -----------------------------------------------
