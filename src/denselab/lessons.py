@@ -154,7 +154,7 @@ def neuron_lesson(
     """
     if hidden < 0 or epochs < 1:
         raise DenselabError("--hidden must be 0 or more and --epochs at least 1")
-    with contextlib.nullcontext() if show else report.silenced():
+    with contextlib.nullcontext() if show else report.quieted():
         return _neuron_lesson(hidden, epochs, x, seed, learning_rate, out)
 
 

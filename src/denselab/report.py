@@ -28,7 +28,8 @@ def quiet(enabled: bool = True) -> None:
 
 @contextlib.contextmanager
 def quieted() -> Iterator[None]:
-    """Silence this module within the block (a step whose own lines would repeat a summary)."""
+    """Nothing shows inside this block: a step whose own lines would repeat a summary, or a
+    library call whose numbers are wanted, not its text."""
     global _quiet
     before, _quiet = _quiet, True
     try:
@@ -39,17 +40,6 @@ def quieted() -> Iterator[None]:
 
 def is_quiet() -> bool:
     return _quiet
-
-
-@contextlib.contextmanager
-def silenced() -> Iterator[None]:
-    """Nothing shows inside this block (a library call whose numbers are wanted, not its text)."""
-    global _quiet
-    before, _quiet = _quiet, True
-    try:
-        yield
-    finally:
-        _quiet = before
 
 
 def in_notebook() -> bool:
