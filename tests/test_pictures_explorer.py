@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from denselab.data import load_dataset
+from denselab.errors import DenselabError
 from denselab.explore import write_explorer
 from denselab.model import build_model, dense_network
 from denselab.pictures import write_run_plots
@@ -22,6 +23,8 @@ from denselab.plots import (
     WEIGHT_CMAP,
     _weights_figure,
     confusion_matrix,
+    plot_learning_curves,
+    plot_prediction,
     weight_tiles,
 )
 
@@ -92,6 +95,141 @@ def test_learning_curves_come_from_the_history(lesson_run):
     history = json.loads((lesson_run.path / "history.json").read_text())
     assert len(history["loss"]) == len(history["val_accuracy"]) == lesson_run.config.epochs
     assert (lesson_run.path / "curves.png").exists()
+
+
+def _pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as picture:
+        return np.asarray(picture.convert("RGB"))
+
+
+def test_given_probabilities_draw_the_same_pictures_without_predicting_again(
+    lesson_run, mnist, tmp_path, monkeypatch
+):
+    """Training hands over its last validation pass; the pictures are those Keras's own
+    predictions draw, pixel for pixel, and the model is not asked again."""
+    model = lesson_run.model
+    probabilities = model.predict(mnist.x_test, verbose=0, batch_size=256)
+    predicted = write_run_plots(lesson_run.path, data=mnist, out=tmp_path / "a", model=model)
+
+    def predict_again(*args, **kwargs):
+        raise AssertionError("the pictures predicted the test split again")
+
+    monkeypatch.setattr(model, "predict", predict_again)
+    given = write_run_plots(
+        lesson_run.path, data=mnist, out=tmp_path / "b", model=model, probabilities=probabilities
+    )
+    assert [p.name for p in given] == [p.name for p in predicted]
+    for before, after in zip(predicted, given, strict=True):
+        np.testing.assert_array_equal(_pixels(after), _pixels(before), err_msg=after.name)
+
+
+def test_the_pictures_show_the_probabilities_given(lesson_run, mnist, tmp_path):
+    """Probabilities that get every test image right: a confusion matrix unlike the model's,
+    the bars of a sure answer, and a gallery of no mistakes (its title alone)."""
+    perfect = np.eye(10, dtype=np.float32)[mnist.y_test]
+    model = lesson_run.model
+    drawn = write_run_plots(
+        lesson_run.path, data=mnist, out=tmp_path / "perfect", model=model, probabilities=perfect
+    )
+    mine = {p.name: _pixels(p) for p in drawn}
+    keras = write_run_plots(lesson_run.path, data=mnist, out=tmp_path / "model", model=model)
+    models = {p.name: _pixels(p) for p in keras}
+    assert not np.array_equal(mine["confusion.png"], models["confusion.png"])
+    names = mnist.class_names or [str(i) for i in range(10)]
+    first = int(mnist.y_test[0])
+    sure = plot_prediction(
+        mnist.x_test[0], perfect[0], names, tmp_path / "sure.png", first, "test image 0"
+    )
+    np.testing.assert_array_equal(mine["predict.png"], _pixels(sure))
+    ink = [(pictures["misclassified.png"] < 128).mean() for pictures in (mine, models)]
+    assert ink[0] < ink[1] / 10
+
+
+@pytest.mark.parametrize("shape", [(999, 10), (1000, 9), (10, 1000), (1000,)])
+def test_probabilities_of_the_wrong_shape_are_refused_before_drawing(
+    lesson_run, mnist, tmp_path, shape
+):
+    out = tmp_path / "pictures"
+    with pytest.raises(DenselabError) as refused:
+        wrong = np.full(shape, 0.1, np.float32)
+        write_run_plots(
+            lesson_run.path, data=mnist, out=out, model=lesson_run.model, probabilities=wrong
+        )
+    message = str(refused.value)
+    assert "\n" not in message and f"{shape}, not (1000, 10)" in message
+    assert not out.exists()  # nothing drawn, not even the curves
+
+
+def test_one_sigmoid_unit_given_as_a_column_draws_as_two_classes(tmp_path):
+    """p(class 1) of shape (n, 1) is the classes' [1 - p, p], as when the model predicts."""
+    model = build_model((2, 2), [3, 1], ["relu", "sigmoid"], seed=0)
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 1, (40, 2, 2)).astype(np.float32)
+    labels = (images.mean(axis=(1, 2)) > 0.5).astype(np.int64)
+    data = tmp_path / "bright.npz"
+    np.savez(data, x_train=images, y_train=labels, x_test=images[:20], y_test=labels[:20])
+    from denselab.backend import tensorflow_unprobed
+
+    with tensorflow_unprobed():
+        model.save(tmp_path / "bright.keras")
+    column = model.predict(images[:20], verbose=0)
+    assert column.shape == (20, 1)
+    run = tmp_path / "bright.keras"
+    predicted = write_run_plots(run, data=data, out=tmp_path / "a", model=model)
+    given = write_run_plots(run, data=data, out=tmp_path / "b", model=model, probabilities=column)
+    assert [p.name for p in given] == [
+        "weights.png",
+        "confusion.png",
+        "misclassified.png",
+        "predict.png",
+    ]
+    for before, after in zip(predicted, given, strict=True):
+        np.testing.assert_array_equal(_pixels(after), _pixels(before), err_msg=after.name)
+    with pytest.raises(DenselabError, match=r"\(20, 2\), not \(20, 1\)"):
+        two = np.hstack([1 - column, column])
+        write_run_plots(run, data=data, out=tmp_path / "c", model=model, probabilities=two)
+
+
+def _bars(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(middle row, length in pixels) of each horizontal bar of True pixels, top to bottom."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    bands = np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1)
+    return [(band[len(band) // 2], int(mask[band[len(band) // 2]].sum())) for band in bands]
+
+
+def test_prediction_bars_are_as_long_as_the_probabilities(tmp_path):
+    """predict.png is drawn as pixels: one green bar (the predicted class) in its row, and
+    every bar's length in proportion to its probability."""
+    probabilities = np.array([0.1, 0.6, 0.3])
+    names = ["cat", "dog", "bird"]
+    path = plot_prediction(np.zeros((28, 28)), probabilities, names, tmp_path / "p.png", 2)
+    pixels = _pixels(path)
+    ((green_row, green),) = _bars(np.all(pixels == (0x2A, 0x9D, 0x3A), axis=2))
+    (cat_row, cat), (bird_row, bird) = _bars(np.all(pixels == (0x9B, 0xB7, 0xD4), axis=2))
+    assert cat_row < green_row < bird_row  # rows cat, dog, bird from the top
+    assert green > 100
+    np.testing.assert_allclose([cat, bird], [green / 6, green / 2], atol=1.5)
+
+
+@pytest.mark.parametrize(
+    "history",
+    [
+        {"loss": [3e10, 1e10, 5e9], "val_loss": [3.5e10, 1.2e10, 6e9],
+         "mae": [1.7e5, 9e4, 6e4], "val_mae": [1.9e5, 1e5, 7e4]},
+        {"loss": [1e2, 1e-1, 1e-4, 1e-7], "mae": [7.0, 0.2, 0.01, 0.0001]},
+        {"loss": [2e-4, 1.5e-4], "accuracy": [0.99997, 0.99999],
+         "val_loss": [2.3e-4, 1.7e-4], "val_accuracy": [0.99996, 0.99998]},
+        {"loss": [0.5]},
+    ],
+    ids=["huge-numbers", "log-scale", "tiny-steps", "one-epoch"],
+)  # fmt: skip
+def test_learning_curves_are_not_cut_off_at_the_edges(history, tmp_path):
+    """The panels are placed by hand, each y axis as wide as its labels: whatever the numbers,
+    no text or line reaches the picture's edge (where a clipped label would show)."""
+    pixels = _pixels(plot_learning_curves(history, tmp_path / "curves.png"))
+    edges = [pixels[:3], pixels[-3:], pixels[:, :3], pixels[:, -3:]]
+    assert all((edge > 240).all() for edge in edges)
+    assert (pixels < 100).all(axis=2).mean() > 0.005  # and there is text and lines to see
 
 
 # --- the explorer page in headless Chromium ------------------------------------------------------

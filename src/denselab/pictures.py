@@ -13,6 +13,7 @@ import numpy as np
 
 from . import fileio
 from .data import Dataset
+from .errors import DenselabError
 from .model import dense_network, load_model
 from .plots import (
     plot_confusion,
@@ -29,21 +30,26 @@ def write_run_plots(
     data: str | Dataset | None = None,
     out: str | Path | None = None,
     model=None,
+    probabilities: np.ndarray | None = None,
 ) -> list[Path]:
     """Write every picture that applies to a run folder (or a ``.keras`` file) into ``out``.
 
     ``out`` defaults to the run folder (the model's folder). The dataset is ``data`` or the one
     named in the folder's ``run.json``; without either, only the curves and weights are drawn.
     ``model`` is the run's model when it is already in memory (training passes it, rather than
-    reading it back). Returns the written paths.
+    reading it back). ``probabilities``, shape (n_test, n_outputs), are the model's outputs on
+    the classification dataset's test split when the caller has them (training's last
+    validation pass): the pictures then skip predicting them again. Returns the written paths.
     """
     from .runs import check_fits, read_history, resolve
 
     resolved = resolve(run_folder, data)
     model = model if model is not None else load_model(resolved.model_path)
     source = resolved.folder
-    folder = fileio.ensure_dir(out) if out is not None else source
     network = dense_network(model)
+    if probabilities is not None:  # checked before any picture is written
+        probabilities = _checked(probabilities, network, resolved.dataset)
+    folder = fileio.ensure_dir(out) if out is not None else source
     written: list[Path] = []
     history = read_history(source)  # checked: a list of finite numbers per metric
     if history and history.get("loss"):
@@ -56,8 +62,9 @@ def write_run_plots(
         return written
     check_fits(network, data)
     if data.task == "classification":
-        x_test = data.x_test.reshape(len(data.x_test), *network.input_shape)
-        probabilities = np.asarray(model.predict(x_test, verbose=0, batch_size=256))
+        if probabilities is None:
+            x_test = data.x_test.reshape(len(data.x_test), *network.input_shape)
+            probabilities = np.asarray(model.predict(x_test, verbose=0, batch_size=256))
         if probabilities.shape[1] == 1:  # one sigmoid unit is p(class 1)
             probabilities = np.hstack([1 - probabilities, probabilities])
         predicted = probabilities.argmax(axis=1)
@@ -86,3 +93,20 @@ def write_run_plots(
 
         written.append(plot_line_fit(predict, data.x_train, data.y_train, folder / "line.png"))
     return written
+
+
+def _checked(probabilities, network, data: Dataset | None) -> np.ndarray:
+    """The caller's test-split probabilities as an array, or one line on what they should be."""
+    if data is None or data.task != "classification":
+        which = "none was given" if data is None else f"{data.name} is a {data.task} dataset"
+        raise DenselabError(f"probabilities go with a classification dataset; {which}")
+    probabilities = np.asarray(probabilities, dtype=np.float32)  # as Keras predicts them
+    wanted = (len(data.x_test), network.n_outputs)
+    if probabilities.shape != wanted:
+        raise DenselabError(
+            f"probabilities have shape {probabilities.shape}, not {wanted}: one row per test "
+            f"sample of {data.name}, one column per output of the model"
+        )
+    if not np.isfinite(probabilities).all():
+        raise DenselabError("probabilities hold NaN or infinity; the pictures need numbers")
+    return probabilities

@@ -1,9 +1,10 @@
 """Pictures of a trained network: learning curves, weights, mistakes and single predictions.
 
-Every function writes one PNG atomically and returns its path. The curves and the prediction
-bars are drawn on their own ``matplotlib.figure.Figure`` (Agg, no ``pyplot`` state); the grids
-of small images (weight tiles, the confusion matrix, the mistakes) straight into pixels with
-matplotlib's colour maps and typeface (:mod:`denselab.raster`), about ten times faster.
+Every function writes one PNG atomically and returns its path. The curves and the line fit
+are drawn on their own ``matplotlib.figure.Figure`` (Agg, no ``pyplot`` state); the grids of
+small images (weight tiles, the confusion matrix, the mistakes) and the prediction bars
+straight into pixels with matplotlib's colour maps and typeface (:mod:`denselab.raster`),
+about ten times faster.
 :func:`denselab.pictures.write_run_plots` chooses which apply to a run folder.
 """
 
@@ -47,14 +48,17 @@ def _import_drawing() -> None:
     font_of_size(TEXT_PX)
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float, layout: str | None = "constrained"):
     from matplotlib.figure import Figure  # no pyplot: no global figure list, no GUI backend
 
-    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    return Figure(figsize=(width, height), dpi=DPI, layout=layout)
 
 
 def _save(figure, out: str | Path) -> Path:
-    path = fileio.write_with(out, lambda tmp: figure.savefig(tmp, format="png", dpi=DPI))
+    fast = {"compress_level": 1}  # zlib's fastest: ~3 ms less than its default, ~7% more bytes
+    path = fileio.write_with(
+        out, lambda tmp: figure.savefig(tmp, format="png", dpi=DPI, pil_kwargs=fast)
+    )
     folders.add_to_manifest(path.parent, path.name)  # a run folder's manifest, if it has one
     return path
 
@@ -77,7 +81,7 @@ def plot_learning_curves(history: dict, out: str | Path) -> Path:
         raise DenselabError("the history has no 'loss' values to plot")
     second = "accuracy" if "accuracy" in history else "mae" if "mae" in history else None
     panels = ["loss"] + ([second] if second else [])
-    figure = _figure(5.0 * len(panels), 4.0)
+    figure = _figure(5.0 * len(panels), 4.0, layout=None)
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     loss_names = {"accuracy": "loss (cross-entropy)", "mae": "loss (mean squared error)"}
     labels = {"accuracy": "accuracy", "mae": "mean absolute error"}
@@ -91,6 +95,7 @@ def plot_learning_curves(history: dict, out: str | Path) -> Path:
                 marker = "o" if len(values) <= 40 else None
                 ax.plot(epochs, values, marker=marker, markersize=3, color=colour, label=name)
                 shown += list(values)
+        ax.ticklabel_format(axis="y", useOffset=False)  # 0.99995, not 9.5e-5 + 0.9999
         # A loss falling by orders of magnitude (the line lessons) is readable only on a log axis.
         if key == "loss" and min(shown) > 0 and max(shown) / min(shown) > 1000:
             ax.set_yscale("log")
@@ -106,7 +111,35 @@ def plot_learning_curves(history: dict, out: str | Path) -> Path:
         figure.suptitle(f"Learning curves (final validation accuracy {last[-1]:.1%})")
     else:
         figure.suptitle("Learning curves")
+    _place_in_a_row(figure, axes)
     return _save(figure, out)
+
+
+# Room in inches: above for two titles, below for tick labels and a label, right for half a
+# tick label, between panels. Only the y axes' width depends on the data.
+ABOVE, BELOW, RIGHT, BETWEEN = 0.6, 0.55, 0.2, 0.3
+
+
+def _place_in_a_row(figure, axes) -> None:
+    """Place panels side by side, each y axis as wide as its tick labels and label.
+
+    Constrained layout finds the same margins by measuring every text twice (~0.1 s a
+    picture); here only the y axes are measured, once, at the panels' final height.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    width, height = figure.get_size_inches() * DPI
+    bottom, top = BELOW * DPI, height - ABOVE * DPI
+    figure.subplots_adjust(bottom=bottom / height, top=top / height)  # the height sets the ticks
+    renderer = FigureCanvasAgg(figure).get_renderer()  # the one savefig draws with
+    # each axes' left margin: its y label and tick labels, 6 px clear of what is left of them
+    lefts = [ax.bbox.x0 - ax.yaxis.get_tightbbox(renderer).x0 + 6 for ax in axes]
+    panel = (width - sum(lefts) - (RIGHT + BETWEEN * (len(axes) - 1)) * DPI) / len(axes)
+    x = 0.0
+    for ax, left in zip(axes, lefts, strict=True):
+        x += left
+        ax.set_position([x / width, bottom / height, panel / width, (top - bottom) / height])
+        x += panel + BETWEEN * DPI
 
 
 # --- first-layer weights -------------------------------------------------------------------
@@ -328,28 +361,35 @@ def plot_prediction(
     true_label: int | None = None,
     title: str = "input",
 ) -> Path:
-    """One input image beside the model's class probabilities as horizontal bars."""
-    class_names, title = [plain_text(name) for name in class_names], plain_text(title)
-    predicted = int(np.argmax(probabilities))
-    figure = _figure(8.0, 3.8)
-    left, right = figure.subplots(1, 2, width_ratios=[1, 1.5])
-    left.imshow(image, cmap="gray_r", vmin=0, vmax=1)
-    left.set_xticks([])
-    left.set_yticks([])
-    truth = f" (true: {class_names[true_label]})" if true_label is not None else ""
-    left.set_title(title + truth)
-    colours = ["#2a9d3a" if i == predicted else "#9bb7d4" for i in range(len(class_names))]
-    positions = np.arange(len(class_names))
-    right.barh(positions, probabilities, color=colours)
-    right.set_yticks(positions, class_names)
-    right.invert_yaxis()
-    right.set_xlim(0, 1.18)
-    right.set_xlabel("probability")
-    right.set_ylabel("class")
-    for position, value in zip(positions, probabilities, strict=True):
-        right.text(value + 0.01, position, f"{value:.3f}", va="center", fontsize=8)
-    right.set_title(f"Prediction: {class_names[predicted]} ({probabilities[predicted]:.1%})")
-    return _save(figure, out)
+    """One input image beside the model's class probabilities as horizontal bars.
+
+    image : (height, width) in [0, 1]; probabilities : (n_classes,). Drawn as pixels
+    (:mod:`denselab.raster`): the two panels matplotlib would draw, in a tenth of the time.
+    """
+    from .raster import TEXT_PX, TITLE_PX, Canvas, colourize, font_of_size
+
+    names, predicted = [str(name) for name in class_names], int(np.argmax(probabilities))
+    truth = f" (true: {names[true_label]})" if true_label is not None else ""
+    right_title = f"Prediction: {names[predicted]} ({probabilities[predicted]:.1%})"
+    scale = max(1, round(280 / max(image.shape)))
+    image_height, image_width = (side * scale for side in image.shape)
+    left_width = max(image_width, font_of_size(TITLE_PX).getlength(title + truth))
+    name_width = max(font_of_size(TEXT_PX).getlength(name) for name in names)
+    top, width, height = 40, 400, max(image_height, 20 * len(names))  # the bars' frame
+    x = int(14 + left_width + 40 + TEXT_PX + name_width + 12)
+    title_overhang = (font_of_size(TITLE_PX).getlength(right_title) - width) / 2
+    canvas = Canvas(x + width + max(16, title_overhang + 8), top + height + 2 * TEXT_PX + 30)
+    image_y = top + (height - image_height) // 2
+    pixels = colourize(image, "gray_r", 0, 1)
+    canvas.paste(pixels, 14 + (left_width - image_width) // 2, image_y, scale)
+    canvas.text(14 + left_width / 2, image_y - 8, title + truth, TITLE_PX, anchor="md")
+    colours = ["#2a9d3a" if i == predicted else "#9bb7d4" for i in range(len(names))]
+    # x_max 1.18: room after a whole bar for its value
+    canvas.horizontal_bars(x, top, width, height, probabilities, names, colours, x_max=1.18)
+    canvas.text(x + width / 2, top + height + TEXT_PX + 14, "probability", anchor="mt")
+    canvas.turned_text(x - 14 - name_width - TEXT_PX / 2, top + height / 2, "class", 90)
+    canvas.text(x + width / 2, top - 8, right_title, TITLE_PX, anchor="md")
+    return _saved(canvas, out)
 
 
 # --- the line lessons ----------------------------------------------------------------------

@@ -43,6 +43,14 @@ def nice_ticks(low: float, high: float, most: int = 7) -> list[float]:
     return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
 
 
+def _tick_labels(ticks: list[float]) -> list[str]:
+    """Ticks written as matplotlib writes them: the decimals the step needs, a true minus."""
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+    decimals = max(0, -math.floor(math.log10(step)))
+    decimals += not float(round(step * 10**decimals, 9)).is_integer()  # 0.25, 2.5
+    return [f"{tick:.{decimals}f}".replace("-", "−") for tick in ticks]
+
+
 @cache
 def font_of_size(size: int):
     import matplotlib
@@ -104,15 +112,31 @@ class Canvas:
                 triangle = [(x, base), (x + width - 1, base), (x + (width - 1) / 2, tip)]
                 self.draw.polygon(triangle, fill=colour, outline="black")
         ticks = nice_ticks(vmin, vmax)
-        step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
-        decimals = max(0, -math.floor(math.log10(step)))
-        decimals += not float(round(step * 10**decimals, 9)).is_integer()  # 0.25, 2.5
-        for tick in ticks:
+        for tick, shown in zip(ticks, _tick_labels(ticks), strict=True):
             ty = y + (vmax - tick) / ((vmax - vmin) or 1.0) * (height - 1)
             self.draw.line((x + width, ty, x + width + 4, ty), fill="black")
-            shown = f"{tick:.{decimals}f}".replace("-", "−")  # as matplotlib: a true minus
             self.text(x + width + 7, ty, shown, anchor="lm")
         self.turned_text(x + width + 62, y + height / 2, label, 90)
+
+    def horizontal_bars(self, x, y, width, height, values, names, colours, x_max):
+        """A frame with its top left corner at (x, y) holding one bar per value, top to
+        bottom, as matplotlib's ``barh`` draws them: each bar's name left of the frame, its
+        value (3 decimals) at its end; round ticks below from 0 to ``x_max``, the right edge."""
+        row = height / len(values)
+        for index, (value, name, colour) in enumerate(zip(values, names, colours, strict=True)):
+            middle, end = y + (index + 0.5) * row, x + value / x_max * width
+            if end - x >= 0.5:
+                self.draw.rectangle((x, middle - 0.4 * row, end, middle + 0.4 * row), fill=colour)
+            self.text(end + 4, middle, f"{value:.3f}", SMALL_PX, anchor="lm")
+            self.draw.line((x - 4, middle, x, middle), fill="black")
+            self.text(x - 7, middle, name, anchor="rm")
+        bottom = y + height
+        self.draw.rectangle((x, y, x + width, bottom), outline="black")
+        ticks = nice_ticks(0.0, x_max)
+        for tick, shown in zip(ticks, _tick_labels(ticks), strict=True):
+            tx = x + tick / x_max * width
+            self.draw.line((tx, bottom, tx, bottom + 4), fill="black")
+            self.text(tx, bottom + 7, shown, anchor="mt")
 
     def save(self, out: str | Path) -> Path:
         """Write the PNG atomically (a fast zlib level: these pictures are mostly flat)."""
