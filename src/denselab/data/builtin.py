@@ -181,28 +181,37 @@ def read_idx(path: str | Path) -> np.ndarray:
 
 
 def _read_idx_cached(folder: Path, files: dict[str, str], name: str) -> dict[str, np.ndarray]:
-    """The IDX files in ``folder``, kept decompressed in denselab's cache (1.5 s -> 0.1 s).
+    """The IDX files in ``folder``, kept decompressed in denselab's cache (1.5 s -> 0.02 s).
 
-    The cache is used only while the sources' sizes and modification times are unchanged;
-    where it cannot be written, the files are simply read each time.
+    The cache is a folder of ``.npy`` files mapped into memory, not one ``.npz``: reading a
+    zip member is many small Python reads, and while ``import jax`` holds the interpreter on
+    the other thread, as it does when ``denselab train`` starts, each waited for it (0.2 s
+    instead of 0.02 s). It is used only while the sources' sizes and modification times are
+    unchanged; where it cannot be written, the files are simply read each time.
     """
     from .. import fileio
 
     sources = [folder / f for f in files.values()]
     stamp = np.array([[p.stat().st_size, p.stat().st_mtime_ns] for p in sources], np.int64)
-    cache = fileio.cache_dir() / f"{name}.npz"
+    cache = fileio.cache_dir() / name
     try:
-        with np.load(cache, allow_pickle=False) as npz:
-            if np.array_equal(npz["stamp"], stamp):
-                return {key: npz[key] for key in files}
+        if np.array_equal(np.load(cache / "stamp.npy", allow_pickle=False), stamp):
+            return {key: np.load(cache / f"{key}.npy", mmap_mode="r") for key in files}
     except Exception:  # no cache yet, or a damaged one: read the sources
         pass
     arrays = {key: read_idx(folder / f) for key, f in files.items()}
     try:
-        fileio.write_with(cache, lambda tmp: np.savez(tmp, stamp=stamp, **arrays))
-    except DenselabError:
+        cache.mkdir(parents=True, exist_ok=True)
+        for key, array in {**arrays, "stamp": stamp}.items():  # the stamp last: it vouches
+            fileio.write_with(cache / f"{key}.npy", lambda tmp, a=array: _save_npy(tmp, a))
+    except (OSError, DenselabError):
         pass
     return arrays
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as stream:  # np.save(path) would add ".npy" to a temporary name
+        np.save(stream, array, allow_pickle=False)
 
 
 def _download(filename: str, origin: str, missing_hint: bool = False) -> Path:
