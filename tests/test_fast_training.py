@@ -1,19 +1,23 @@
-"""The speed-ups keep the course's numbers: a compiled epoch is Keras's ``fit``, bit for bit,
-and the pictures drawn as pixels have matplotlib's colours."""
+"""The speed-ups keep the course's numbers: the compiled training loop computes what Keras's
+``fit`` computes, bit for bit, and the pictures drawn as pixels have matplotlib's colours."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from denselab import epochs as compiled
 from denselab.backend import keras, set_seed
-from denselab.data import load_dataset
-from denselab.epochs import CompiledEpochs
+from denselab.data import Dataset, load_dataset
+from denselab.epochs import CompiledEpochs, initial_weights, put_state, recipe_for, state_of
+from denselab.fitting import fit_keras
 from denselab.model import build_model, dense_network
 from denselab.plots import WEIGHT_CMAP, _weights_figure, plot_first_layer_weights, weight_tiles
 from denselab.raster import colourize, nice_ticks
-from denselab.train import compile_model, config_for
+from denselab.train import compile_model, config_for, fit
 
 
 @pytest.fixture(scope="module")
@@ -24,46 +28,175 @@ def digits():
     return data
 
 
-def _model(data, **options):
-    config = config_for(data, "mnist-5k", epochs=2, **options)
+@pytest.fixture(scope="module")
+def curve():
+    """A regression with two targets, 200 samples of 3 inputs (6 batches of 32, one of 8)."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(250, 3)).astype(np.float32)
+    y = np.stack([np.sin(x[:, 0]) + x[:, 1], x[:, 2] ** 2], axis=1).astype(np.float32)
+    return Dataset("curve", x[:200], y[:200], x[200:], y[200:], "regression", "test")
+
+
+def _model(data, name, **options):
+    config = config_for(data, name, epochs=2, **options)
     set_seed(0)
     model = build_model(data.input_shape, config.units, config.activations, seed=0)
     compile_model(model, config, data)
-    return model
+    return model, config
+
+
+def _keras_and_compiled(data, name, transposed=False, **options):
+    """Two epochs of Keras's ``fit`` and two of :class:`CompiledEpochs` (queued before the
+    first is finished, as training does) from the same model: both models, and the logs.
+    ``transposed=False``: the compiled loop in Keras's layout, where it is bit-exact."""
+    reference, config = _model(data, name, **options)
+    ours, _ = _model(data, name, **options)
+    history = reference.fit(
+        data.x_train,
+        data.y_train,
+        epochs=2,
+        batch_size=32,
+        shuffle=False,
+        validation_data=(data.x_test, data.y_test),
+        verbose=0,
+    ).history
+    classify = data.task == "classification"
+    recipe = recipe_for(config, int(np.prod(data.input_shape)), len(data.x_train), classify)
+    validation = (data.x_test, data.y_test)
+    epochs = CompiledEpochs(
+        recipe, state_of(ours), data.x_train, data.y_train, validation, 32, transposed
+    )
+    first = epochs.start_epoch()
+    second = epochs.start_epoch(after=first)
+    (_, _), (logs, state) = epochs.finish_epoch(first), epochs.finish_epoch(second)
+    put_state(ours, state)
+    return reference, ours, history, logs
+
+
+def _same_numbers(ours, reference) -> bool:
+    pairs = [
+        *zip(ours.weights, reference.weights, strict=True),
+        *zip(ours.optimizer.variables, reference.optimizer.variables, strict=True),
+    ]
+    return all(np.array_equal(np.asarray(a.value), np.asarray(b.value)) for a, b in pairs)
 
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"optimizer": "sgd", "schedule": "constant", "learning_rate": 0.05}],
-    ids=["adam-cosine", "sgd"],
+    [
+        {},
+        {"schedule": "constant", "learning_rate": 1e-3},
+        {"optimizer": "sgd", "schedule": "constant", "learning_rate": 0.05},
+        {"layers": [16, 12, 10], "activations": ["tanh", "sigmoid", "softmax"]},
+    ],
+    ids=["adam-cosine", "adam-constant", "sgd", "tanh-sigmoid"],
 )
 def test_compiled_epochs_compute_exactly_what_keras_fit_computes(digits, monkeypatch, options):
     keras()
     monkeypatch.setattr(np.random, "permutation", np.arange)  # the same order on both sides
-    reference, compiled = _model(digits, **options), _model(digits, **options)
-    history = reference.fit(
-        digits.x_train,
-        digits.y_train,
-        epochs=2,
-        batch_size=32,
-        shuffle=False,
-        validation_data=(digits.x_test, digits.y_test),
-        verbose=0,
-    ).history
-    # 31 steps of 32 (a prime): calls of 8, 8, 8 and 7 steps, then the short batch of 8
-    epochs = CompiledEpochs(
-        compiled, digits.x_train, digits.y_train, (digits.x_test, digits.y_test), 32, 8
+    options = dict(options)
+    if "layers" in options:
+        options["units"] = options.pop("layers")
+    reference, ours, history, logs = _keras_and_compiled(digits, "mnist-5k", **options)
+    assert _same_numbers(ours, reference)  # weights, Adam's moments, the step count
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert logs[key] == pytest.approx(history[key][-1], abs=1e-6)
+
+
+def test_compiled_epochs_compute_what_keras_computes_for_a_regression(curve, monkeypatch):
+    keras()
+    monkeypatch.setattr(np.random, "permutation", np.arange)
+    reference, ours, history, logs = _keras_and_compiled(
+        curve, "curve", units=[8, 2], activations=["relu", "linear"]
     )
-    first = epochs.start_epoch()
-    second = epochs.start_epoch(after=first)  # queued before the first is finished, as fit does
-    logs = [epochs.finish_epoch(first), epochs.finish_epoch(second)]
-    for ours, theirs in zip(compiled.weights, reference.weights, strict=True):
-        np.testing.assert_array_equal(np.asarray(ours.value), np.asarray(theirs.value))
-    ours_state, their_state = compiled.optimizer.variables, reference.optimizer.variables
-    for ours, theirs in zip(ours_state, their_state, strict=True):
-        np.testing.assert_array_equal(np.asarray(ours.value), np.asarray(theirs.value))
-    for key in ("loss", "accuracy", "val_accuracy"):
-        assert logs[-1][key] == pytest.approx(history[key][-1], abs=1e-6)
+    assert _same_numbers(ours, reference)
+    for key in ("loss", "mae", "val_loss", "val_mae"):
+        assert logs[key] == pytest.approx(history[key][-1], rel=1e-6)
+
+
+def test_a_changed_constant_would_show(digits, monkeypatch):
+    """Negative control: Adam's epsilon at 1e-8 instead of Keras's 1e-7 changes the weights."""
+    keras()
+    monkeypatch.setattr(np.random, "permutation", np.arange)
+    monkeypatch.setattr(compiled, "EPSILON", 1e-8)
+    reference, ours, _, _ = _keras_and_compiled(digits, "mnist-5k")
+    assert not _same_numbers(ours, reference)
+
+
+def test_transposed_kernels_agree_with_keras_to_float32_rounding(digits, monkeypatch):
+    """The default layout adds the products' sums in another order: after 62 steps the
+    weights agree with Keras's to a few float32 roundings, not bit for bit."""
+    keras()
+    monkeypatch.setattr(np.random, "permutation", np.arange)
+    reference, ours, history, logs = _keras_and_compiled(digits, "mnist-5k", transposed=True)
+    assert not _same_numbers(ours, reference)  # another order of sums: not bit for bit
+    for a, b in zip(ours.weights, reference.weights, strict=True):
+        a, b = np.asarray(a.value), np.asarray(b.value)
+        assert np.abs(a - b).max() <= 1e-5 * np.abs(b).max()
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert logs[key] == pytest.approx(history[key][-1], abs=1e-5)
+
+
+@pytest.mark.parametrize("n_inputs,units,seed", [(784, [20, 10], 0), (3, [5, 4, 2], 12345)])
+def test_initial_weights_are_the_ones_keras_draws(n_inputs, units, seed):
+    keras()
+    model = build_model((n_inputs,), units, ["relu"] * (len(units) - 1) + ["softmax"], seed=seed)
+    drawn = initial_weights(n_inputs, units, seed)
+    for ours, theirs in zip(drawn, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    assert not np.array_equal(initial_weights(n_inputs, units, seed + 1)[0], drawn[0])
+
+
+def test_a_resumed_fit_continues_exactly_where_it_stopped(digits, monkeypatch, tmp_path):
+    """Stopped after epoch 1 (Ctrl-C), saved, loaded and continued: the same numbers as two
+    epochs straight, so the step count and Adam's moments travel through model.keras."""
+    monkeypatch.setattr(np.random, "permutation", np.arange)
+    straight, config = _model(digits, "mnist-5k")
+    fit(straight, config, digits)
+
+    stopped, _ = _model(digits, "mnist-5k")
+
+    def stop_after_first(epoch, logs):
+        raise KeyboardInterrupt
+
+    first = fit(stopped, config, digits, on_epoch=stop_after_first)
+    assert first.interrupted and len(first.history["loss"]) == 1
+    stopped.save(tmp_path / "model.keras")
+    loaded = keras().saving.load_model(tmp_path / "model.keras", compile=True, safe_mode=True)
+    second = fit(loaded, config, digits, history=first.history, initial_epoch=1)
+    assert len(second.history["loss"]) == 2
+    assert _same_numbers(loaded, straight)
+
+
+def test_the_keras_fit_path_records_the_history_and_stops_on_nan(digits):
+    """``model.fit`` (the TensorFlow backend's way) keeps the same history, and a NaN loss
+    stops it: a learning rate of 1e30 diverges in the first epoch."""
+    model, config = _model(digits, "mnist-5k")
+    fitted = fit_keras(
+        model,
+        config,
+        digits,
+        x_train=digits.x_train,
+        history=None,
+        initial_epoch=0,
+        on_epoch=None,
+        history_path=None,
+    )
+    assert len(fitted.history["val_accuracy"]) == 2 and fitted.history["val_accuracy"][-1] > 0.5
+    wild = dataclasses.replace(config, learning_rate=1e30, schedule="constant")
+    model, _ = _model(digits, "mnist-5k")
+    compile_model(model, wild, digits)
+    fitted = fit_keras(
+        model,
+        wild,
+        digits,
+        x_train=digits.x_train,
+        history=None,
+        initial_epoch=0,
+        on_epoch=None,
+        history_path=None,
+    )
+    assert fitted.diverged_at == 1
 
 
 def test_pixel_pictures_use_the_colours_matplotlib_draws(lesson_run, tmp_path):

@@ -331,26 +331,18 @@ def test_train_stopped_in_this_process(world, tmp_path, capsys, monkeypatch, act
 def test_train_stopped_during_its_epochs_saves_a_whole_run_it_can_resume(world, tmp_path, capsys):
     """SIGTERM while training (not while saving) is the README's "saves its last epoch": the
     stopped run replaces the folder as a whole, and --resume continues it."""
-    import importlib
+    from denselab import fitting
 
-    train_module = importlib.import_module("denselab.train")
     run = copy(world / "run", tmp_path / "run")
     old = tree(run)
-    tracker = train_module._epoch_tracker
+    record = fitting._Recorder.record
 
-    def stopping_tracker(*args, **kwargs):
-        callback = tracker(*args, **kwargs)
-        original = callback.on_epoch_end
-
-        def on_epoch_end(epoch, logs=None):
-            original(epoch, logs)
-            os.kill(os.getpid(), signal.SIGTERM)  # after the first epoch
-
-        callback.on_epoch_end = on_epoch_end
-        return callback
+    def record_then_stop(self, logs):
+        record(self, logs)
+        os.kill(os.getpid(), signal.SIGTERM)  # after the first epoch
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(train_module, "_epoch_tracker", stopping_tracker)
+    mp.setattr(fitting._Recorder, "record", record_then_stop)
     try:
         args = ["train", world / "data.csv", "--out", run, "--epochs", "3", "--seed", "7"]
         status, _, err = run_cli(capsys, *args, "--no-plots")

@@ -1,128 +1,318 @@
-"""Training epochs for Keras's JAX backend, many steps per compiled call.
+"""The training loop of a dense network, written out in JAX with Keras's arithmetic.
 
-Keras's ``fit`` on JAX runs its compiled step once per batch from Python. Here one call runs
-``steps_per_execution`` steps (a ``lax.scan`` over a block of batches) while Python gathers the
-next block of shuffled rows on the other core; the shuffling is ``fit``'s
-(``np.random.permutation`` each epoch). Each step is Keras's ``train_step`` (its layers, loss,
-metrics and optimizer), with one change in how the optimizer's arithmetic is laid out: it
-runs on 1-D views of the variables. XLA vectorizes an elementwise update along the last axis,
-and a (784, 20) kernel's last axis is only 20 long: its Adam update ran scalar, about 2.5x
-slower, and was a quarter of each step.
+Lesson 1's loop (guess, measure the loss, take the gradient, step) for a chain of ``Dense``
+layers: the forward pass as ``Dense.call`` computes it, sparse categorical cross-entropy (or
+mean squared error) as Keras computes it, Adam or SGD with ``CosineDecay`` as Keras updates,
+and the running means Keras's metrics keep. One compiled call runs a block of steps (a
+``lax.scan``) while Python gathers the next block of shuffled rows on the other core.
+
+Why not ``model.fit``: Keras must be imported (~0.5 s after JAX) and its layers traced
+(~0.4 s) before the first step, and ``fit`` calls its compiled step once per batch from
+Python. This loop needs only JAX, so ``denselab train`` starts training while Keras imports on
+another thread, and the weights go into the Keras model at the end. Nothing here is a new
+method, and ``tests/test_fast_training.py`` holds it to Keras: in Keras's layout
+(``transposed=False``) it computes what ``fit`` computes, the same float32 weights and Adam
+moments bit for bit, and a changed constant would show.
+
+Layout: each weight (in ``get_weights()`` order) and each of Adam's moments travels as a 1-D
+float32 vector; the layers read reshaped views. XLA vectorizes an elementwise update along
+the last axis, and a (784, 20) kernel's is only 20 long: its Adam update ran scalar, about
+2.5x slower. (One vector for all the weights is slower again: the gradient is then assembled
+from padded pieces at every step.) By default each kernel is also kept transposed, (units,
+inputs), so that both products of a step, ``x @ kernel`` and the kernel's gradient, run along
+the 784 inputs rather than the 20 units: the lesson's epoch takes about half the time. The
+arithmetic is the same; only the order in which the products' sums are added differs, so the
+weights agree with Keras's to float32 rounding (tested) rather than bit for bit.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
+
 import numpy as np
+
+from .errors import DenselabError
+from .model.network import ACTIVATIONS  # what build_model builds
+
+EPSILON = 1e-7  # keras.config.epsilon(): the clip in the loss, and Adam's default epsilon
+BETA_1, BETA_2 = 0.9, 0.999  # Adam's defaults
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What one training computes: the network, the loss, the optimizer and its schedule.
+
+    Every field is a plain number or name: together they are the compiled program's identity
+    (and its key in JAX's compile cache).
+    """
+
+    n_inputs: int
+    units: tuple[int, ...]
+    activations: tuple[str, ...]
+    classify: bool  # sparse categorical cross-entropy and accuracy; else MSE and MAE
+    optimizer: str = "adam"  # "adam" or "sgd" (Keras's defaults otherwise)
+    learning_rate: float = 1e-3  # the peak, with the cosine schedule
+    schedule: str = "constant"  # or "cosine": CosineDecay(learning_rate, decay_steps)
+    decay_steps: int = 1
+
+    def __post_init__(self):
+        unknown = [a for a in self.activations if a not in ACTIVATIONS]
+        if unknown or len(self.units) != len(self.activations):
+            raise DenselabError(f"no compiled training for activations {list(self.activations)}")
+        if self.optimizer not in ("adam", "sgd") or self.schedule not in ("cosine", "constant"):
+            raise DenselabError(f"no compiled training for {self.optimizer}/{self.schedule}")
+
+    @property
+    def shapes(self) -> list[tuple[int, ...]]:
+        """The weights' shapes in ``get_weights()`` order: kernel, bias, kernel, bias, ..."""
+        sizes = (self.n_inputs, *self.units)
+        pairs = zip(sizes[:-1], sizes[1:], strict=True)
+        return [s for n_in, n_out in pairs for s in ((n_in, n_out), (n_out,))]
+
+
+@dataclass
+class State:
+    """What training carries from step to step, as NumPy: the weights (``get_weights()``
+    order), the optimizer's step count, and Adam's moments (one per weight; empty for SGD or
+    before the first step)."""
+
+    weights: list[np.ndarray]
+    iterations: int = 0
+    momentums: list[np.ndarray] = field(default_factory=list)
+    velocities: list[np.ndarray] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(str(w.shape) for w in self.weights)
+        return f"State(weights [{shapes}], iterations {self.iterations})"
+
+
+def initial_weights(n_inputs: int, units: list[int], seed: int) -> list[np.ndarray]:
+    """The weights :func:`denselab.model.build_model` starts from, drawn without Keras:
+    layer ``i``'s kernel from ``GlorotUniform(seed + i)`` (on JAX, ``jax.random.uniform`` with
+    the key ``[seed + i, 0]``), its bias zeros."""
+    import jax
+
+    sizes = (n_inputs, *units)
+    fans = tuple(zip(sizes[:-1], sizes[1:], strict=True))
+    seeds = np.array([[(seed + i) & 0xFFFFFFFF, 0] for i in range(len(fans))], np.uint32)
+    kernels = jax.jit(_glorot_uniform, static_argnums=0)(fans, seeds)  # one compiled call
+    return [
+        w
+        for kernel, (_, n) in zip(kernels, fans, strict=True)
+        for w in (np.asarray(kernel), np.zeros(n, np.float32))
+    ]
+
+
+def _glorot_uniform(fans: tuple, seeds) -> list:
+    import jax
+
+    kernels = []
+    for (fan_in, fan_out), key in zip(fans, seeds, strict=True):
+        limit = math.sqrt(3.0 * (1.0 / max(1.0, (fan_in + fan_out) / 2.0)))  # VarianceScaling
+        kernels.append(jax.random.uniform(key, (fan_in, fan_out), "float32", -limit, limit))
+    return kernels
+
+
+BLOCK_BYTES = 16 << 20  # the inputs of one compiled call: a Fashion-MNIST epoch in 15 calls
 
 
 class CompiledEpochs:
-    """Train ``model`` (compiled, JAX backend) an epoch at a time, as ``model.fit`` does.
+    """Train from ``start`` an epoch at a time, as ``model.fit`` does (shuffled each epoch
+    with ``np.random.permutation``, the test split scored after each epoch as one batch).
 
-    x_train : (n_samples, *input_shape); y_train : (n_samples,); ``validation`` the pair
-    scored after each epoch, as one batch. After every epoch the model's variables hold the
-    new weights, optimizer state and metrics.
+    x_train : (n_samples, n_inputs) float32; y_train : labels (n_samples,) or targets;
+    ``transposed`` the kernels' layout (see the module's notes; False: Keras's, bit-exact).
+
+    Each compiled call trains on a block of shuffled rows (up to :data:`BLOCK_BYTES` of
+    inputs), which Python gathers on the other core while the call before it computes.
+    (Gathering each batch inside the compiled call instead, from a copy of the whole split,
+    left Python nothing to do but made each epoch about 15% slower.)
     """
 
-    def __init__(self, model, x_train, y_train, validation, batch_size: int, steps: int):
+    def __init__(self, recipe, start, x_train, y_train, validation, batch_size, transposed=True):
         import jax
-        import jax.numpy as jnp
 
-        self.model, self.batch_size, self.steps_per_execution = model, batch_size, max(1, steps)
-        self._x, self._y = np.asarray(x_train), np.asarray(y_train)
-        model._symbolic_build(data_batch=(self._x[:batch_size], self._y[:batch_size]))
-        if not model.optimizer.built:
-            model.optimizer.build(model.trainable_variables)
-        self._optimizer = _FlatOptimizer(model.optimizer, model.trainable_variables)
-        model.reset_metrics()
-        self._fresh_metrics = [v.value for v in model.metrics_variables]  # zeros, each epoch
-        self._x_val, self._y_val = (jnp.asarray(a) for a in validation)
+        self.recipe, self.batch_size, self.transposed = recipe, batch_size, transposed
+        self._x = np.asarray(x_train, np.float32).reshape(len(x_train), -1)
+        self._y = np.asarray(y_train, np.int32 if recipe.classify else np.float32)
+        x_val, y_val = validation
+        self._x_val = jax.device_put(np.asarray(x_val, np.float32).reshape(len(x_val), -1))
+        self._y_val = jax.device_put(np.asarray(y_val, self._y.dtype))
+        self.steps_per_call = max(1, BLOCK_BYTES // (batch_size * self._x.shape[1] * 4))
+        self._shapes = [s[::-1] if transposed else s for s in recipe.shapes]  # as carried
+        self._start = _carried(start, recipe.shapes, recipe.optimizer, transposed)
+        self.predictions = None  # the test split's outputs after the last finished epoch
         self._train = jax.jit(self._train_steps)
         self._validate = jax.jit(self._test_batch)
 
     def __repr__(self) -> str:
         return (
             f"CompiledEpochs({len(self._x)} samples, batch {self.batch_size}, "
-            f"{self.steps_per_execution} steps per call)"
+            f"{self.steps_per_call} steps per call)"
         )
 
     def start_epoch(self, after: tuple | None = None) -> tuple:
         """Queue one epoch's training, then its validation, and return at once (they run while
         Python goes on); ``after`` is an epoch started before and not yet finished, to train on
         from its end. :meth:`finish_epoch` waits for the result."""
-        model = self.model
-        if after is None:
-            state = (
-                [v.value for v in model.trainable_variables],
-                [v.value for v in model.non_trainable_variables],
-                [v.value for v in model.optimizer.variables],
-                self._fresh_metrics,
-            )
-        else:
-            trainable, non_trainable, optimizer_state, _ = after[2]
-            state = (trainable, non_trainable, optimizer_state, self._fresh_metrics)
+        carried = self._start if after is None else after[2]
+        metrics = np.zeros(4, np.float32)  # loss total, count; metric total, count
         order = np.random.permutation(len(self._x))
-        for block in _blocks(order, self.batch_size, self.steps_per_execution):
-            logs, state = self._train(state, self._x[block], self._y[block])
-        scored = (state[0], state[1], self._fresh_metrics)
-        val_logs, _ = self._validate(scored, self._x_val, self._y_val)
-        return logs, val_logs, state
+        for block in _blocks(order, self.batch_size, self.steps_per_call):
+            carried, metrics = self._train(carried, metrics, self._x[block], self._y[block])
+        scored = self._validate(carried[0], self._x_val, self._y_val)
+        return metrics, scored, carried
 
-    def finish_epoch(self, started: tuple) -> dict:
-        """Wait for an epoch :meth:`start_epoch` queued and put its end into the model's
-        variables (weights, optimizer state, metrics); its logs, as ``fit``'s."""
-        logs, val_logs, state = started
-        model = self.model
-        every = (
-            model.trainable_variables,
-            model.non_trainable_variables,
-            model.optimizer.variables,
-            model.metrics_variables,
-        )
-        for variables, values in zip(every, state, strict=True):
-            for variable, value in zip(variables, values, strict=True):
-                variable.assign(value)
-        logs = {key: float(value) for key, value in logs.items()}
-        logs.update({f"val_{key}": float(value) for key, value in val_logs.items()})
-        return logs
+    def finish_epoch(self, started: tuple) -> tuple[dict, State]:
+        """Wait for an epoch :meth:`start_epoch` queued: its logs (as ``fit``'s) and the
+        state at its end."""
+        metrics, (val_loss, val_metric, predictions), carried = started
+        metrics = np.asarray(metrics, np.float64)
+        name = "accuracy" if self.recipe.classify else "mae"
+        logs = {
+            "loss": float(metrics[0] / metrics[1]),
+            name: float(metrics[2] / metrics[3]),
+            "val_loss": float(val_loss),
+            f"val_{name}": float(val_metric),
+        }
+        self.predictions = predictions
+        return logs, _state(carried, self._shapes, self.transposed)
 
-    def _train_steps(self, state, x, y):
-        """Keras's ``train_step`` on each batch of ``x`` (steps, batch, ...) in turn; the logs
-        after the last (the metrics so far this epoch) and the final state."""
+    def _train_steps(self, carried, metrics, x, y):
+        """Keras's train step on each batch of ``x`` (steps, batch, n_inputs) in turn; the
+        state and the metrics' totals after the last."""
         import jax
+        import jax.numpy as jnp
 
-        model, flat = self.model, self._optimizer
-        loss_and_grads = jax.value_and_grad(model.compute_loss_and_updates, has_aux=True)
+        recipe = self.recipe
 
-        def step(state, batch):  # the weights and optimizer state travel flat (see _FlatOptimizer)
-            flat_trainable, non_trainable, flat_state, metrics = state
+        def loss_of(flat, x, y):
+            outputs = _forward(recipe, _shaped(flat, self._shapes), x, self.transposed)
+            return jnp.sum(_losses(recipe, y, outputs)) / len(x), outputs  # sum_over_batch_size
+
+        def step(state, batch):
+            (flat, iterations, momentum, velocity), totals = state
             x, y = batch
-            (_, aux), grads = loss_and_grads(
-                flat.shaped(flat_trainable, flat.shapes),
-                non_trainable,
-                metrics,
-                x,
-                y,
-                None,
-                training=True,
-                optimizer_variables=flat.shaped(flat_state, flat.state_shapes),
-            )
-            loss, y_pred, non_trainable, metrics = aux
-            flat_trainable, flat_state = flat.twin.stateless_apply(
-                flat_state, [g.reshape(-1) for g in grads], flat_trainable
-            )
-            logs, metrics = model._update_metrics_variables(metrics, loss, x, y, y_pred, None)
-            return (flat_trainable, non_trainable, flat_state, metrics), logs
+            (loss, outputs), gradient = jax.value_and_grad(loss_of, has_aux=True)(flat, x, y)
+            updated = [
+                _update(recipe, *each, iterations)
+                for each in zip(flat, gradient, momentum, velocity, strict=True)
+            ]
+            flat, momentum, velocity = (list(values) for values in zip(*updated, strict=True))
+            n = jnp.float32(len(x))
+            metric = jnp.sum(_metric(recipe, y, outputs))
+            totals = totals + jnp.stack([loss * n, n, metric, n])  # Keras's Mean metrics
+            return ((flat, iterations + 1, momentum, velocity), totals), None
 
-        trainable, non_trainable, optimizer_state, metrics = state
-        state = (flat.flat(trainable), non_trainable, flat.flat(optimizer_state), metrics)
-        state, logs = jax.lax.scan(step, state, (x, y))
-        flat_trainable, non_trainable, flat_state, metrics = state
-        trainable = flat.shaped(flat_trainable, flat.shapes)
-        state = (trainable, non_trainable, flat.shaped(flat_state, flat.state_shapes), metrics)
-        return jax.tree_util.tree_map(lambda values: values[-1], logs), state
+        (carried, metrics), _ = jax.lax.scan(step, (carried, metrics), (x, y))
+        return carried, metrics
 
-    def _test_batch(self, state, x, y):
-        return self.model.test_step(state, (x, y))
+    def _test_batch(self, flat, x, y):
+        import jax.numpy as jnp
+
+        recipe = self.recipe
+        outputs = _forward(recipe, _shaped(flat, self._shapes), x, self.transposed)
+        loss = jnp.sum(_losses(recipe, y, outputs)) / len(x)
+        return loss, jnp.sum(_metric(recipe, y, outputs)) / len(x), outputs
+
+
+def _forward(recipe: Recipe, weights: list, x, transposed: bool):
+    """``Dense.call`` layer by layer: ``activation(x @ kernel + bias)`` (with a transposed
+    kernel, (units, inputs): ``x @ kernel.T``)."""
+    import jax
+    import jax.numpy as jnp
+
+    functions = {
+        "linear": lambda z: z,
+        "relu": jax.nn.relu,
+        "sigmoid": jax.nn.sigmoid,
+        "tanh": jnp.tanh,
+        "softmax": lambda z: jax.nn.softmax(z, axis=-1),
+    }
+    for index, activation in enumerate(recipe.activations):
+        kernel, bias = weights[2 * index], weights[2 * index + 1]
+        x = functions[activation](jnp.add(jnp.matmul(x, kernel.T if transposed else kernel), bias))
+    return x
+
+
+def _losses(recipe: Recipe, y, outputs):
+    """Per-sample loss, as ``keras.losses``: sparse categorical cross-entropy on the softmax's
+    probabilities (normalized, clipped to [1e-7, 1 - 1e-7], logged), or mean squared error."""
+    import jax
+    import jax.numpy as jnp
+
+    if recipe.classify:
+        p = outputs / jnp.sum(outputs, -1, keepdims=True)
+        log_p = jnp.log(jnp.clip(p, EPSILON, 1.0 - EPSILON))
+        return -jnp.sum(jax.nn.one_hot(y, outputs.shape[-1], axis=-1) * log_p, axis=-1)
+    return jnp.mean(jnp.square(_as_outputs(y, outputs) - outputs), axis=-1)
+
+
+def _metric(recipe: Recipe, y, outputs):
+    """Per-sample ``accuracy`` (argmax equals the label) or ``mae``."""
+    import jax.numpy as jnp
+
+    if recipe.classify:
+        return jnp.equal(y, jnp.argmax(outputs, axis=-1).astype(y.dtype)).astype("float32")
+    return jnp.mean(jnp.abs(_as_outputs(y, outputs) - outputs), axis=-1)
+
+
+def _as_outputs(y, outputs):
+    """Targets of shape (n,) against outputs (n, 1): Keras expands them to the same rank."""
+    return y[:, None] if y.ndim == outputs.ndim - 1 else y
+
+
+def _update(recipe: Recipe, flat, gradient, momentum, velocity, iterations):
+    """One optimizer step on one (flat) weight, as ``Adam.update_step`` / ``SGD.update_step``
+    with the learning rate the schedule gives at ``iterations``."""
+    import jax.numpy as jnp
+
+    f32 = jnp.float32
+    lr = f32(recipe.learning_rate)
+    if recipe.schedule == "cosine":  # CosineDecay(learning_rate, decay_steps), alpha 0
+        decay_steps = f32(recipe.decay_steps)
+        fraction = jnp.minimum(iterations.astype(f32), decay_steps) / decay_steps
+        lr = lr * ((1 - 0.0) * (0.5 * (1.0 + jnp.cos(f32(math.pi) * fraction))) + 0.0)
+    if recipe.optimizer == "sgd":
+        return flat - gradient * lr, momentum, velocity
+    local_step = (iterations + 1).astype(f32)
+    alpha = lr * jnp.sqrt(1 - f32(BETA_2) ** local_step) / (1 - f32(BETA_1) ** local_step)
+    momentum = momentum + (gradient - momentum) * (1 - BETA_1)
+    velocity = velocity + (jnp.square(gradient) - velocity) * (1 - BETA_2)
+    return flat - (momentum * alpha) / (jnp.sqrt(velocity) + EPSILON), momentum, velocity
+
+
+def _shaped(flat: list, shapes: list[tuple]) -> list:
+    """The 1-D weights as arrays of ``shapes`` (views, no copy)."""
+    return [value.reshape(shape) for value, shape in zip(flat, shapes, strict=True)]
+
+
+def _carried(state: State, shapes: list[tuple], optimizer: str, transposed: bool) -> tuple:
+    """A :class:`State` as the program carries it: 1-D weights (kernels transposed first, if
+    so), step count, 1-D moments (as NumPy: the first call copies them in)."""
+    if [tuple(np.shape(w)) for w in state.weights] != list(shapes):
+        raise DenselabError("the weights do not fit the network being trained")
+
+    def flat(arrays):
+        if not arrays:  # a fresh optimizer: zeros
+            return [np.zeros(int(np.prod(shape)), np.float32) for shape in shapes]
+        arrays = [np.asarray(a, np.float32) for a in arrays]
+        return [np.ravel(a.T if transposed else a) for a in arrays]
+
+    moments = (state.momentums, state.velocities) if optimizer == "adam" else ([], [])
+    return (flat(state.weights), np.int32(state.iterations), flat(moments[0]), flat(moments[1]))
+
+
+def _state(carried: tuple, shapes: list[tuple], transposed: bool) -> State:
+    """The program's state (arrays of the carried ``shapes``) as NumPy, in Keras's layout."""
+    weights, iterations, momentums, velocities = carried
+
+    def as_keras(values):
+        arrays = [np.asarray(v) for v in _shaped(values, shapes)]
+        return [np.ascontiguousarray(a.T) for a in arrays] if transposed else arrays
+
+    return State(as_keras(weights), int(iterations), as_keras(momentums), as_keras(velocities))
 
 
 def _blocks(order: np.ndarray, batch_size: int, most: int):
@@ -131,11 +321,12 @@ def _blocks(order: np.ndarray, batch_size: int, most: int):
 
     Each block shape is a program XLA compiles (about a second, once; then from the disk
     cache), so the steps are split evenly when a divisor of an epoch's steps is at least a
-    quarter of ``most`` (60,000 images in batches of 32: 75 blocks of 25); else blocks of
+    quarter of ``most`` (60,000 images in batches of 32: 15 blocks of 125); else blocks of
     ``most`` and one of the steps left over.
     """
     n_steps = len(order) // batch_size
     batches = order[: n_steps * batch_size].reshape(n_steps, batch_size)
+    most = min(most, n_steps)
     steps = max([k for k in range(1, most + 1) if n_steps % k == 0], default=1)
     if steps < most // 4:
         steps = most
@@ -145,39 +336,66 @@ def _blocks(order: np.ndarray, batch_size: int, most: int):
         yield order[n_steps * batch_size :][None]
 
 
-class _FlatOptimizer:
-    """A twin of ``optimizer`` (same class and config) built on 1-D variables: the same
-    elementwise arithmetic on the same numbers, laid out so XLA vectorizes it. The training
-    loop carries the weights and the optimizer state flat, and gives the layers shaped views.
-    """
+def recipe_for(config, n_inputs: int, n_train: int, classify: bool) -> Recipe:
+    """The :class:`Recipe` of a :class:`~denselab.runs.TrainConfig` (as ``compile_model``
+    compiles it: the cosine schedule decays over every step of the run)."""
+    return Recipe(
+        n_inputs=int(n_inputs),
+        units=tuple(int(u) for u in config.units),
+        activations=tuple(config.activations),
+        classify=classify,
+        optimizer=config.optimizer,
+        learning_rate=float(config.learning_rate),
+        schedule=config.schedule,
+        decay_steps=config.epochs * -(-n_train // config.batch_size),
+    )
 
-    def __init__(self, optimizer, trainable_variables):
-        import keras
 
-        from .backend import tensorflow_unprobed
+def is_dense_chain(model, recipe: Recipe) -> bool:
+    """Whether ``model`` is the network ``recipe`` describes: ``Dense`` layers with biases
+    (after an optional ``Flatten``), the same widths and activations. Anything else trains
+    with ``model.fit``."""
+    layers = [layer for layer in model.layers if type(layer).__name__ != "Flatten"]
+    if any(type(layer).__name__ != "Dense" or not layer.use_bias for layer in layers):
+        return False
+    found = [(layer.units, getattr(layer.activation, "__name__", "")) for layer in layers]
+    return found == list(zip(recipe.units, recipe.activations, strict=True))
 
-        self.shapes = [tuple(v.shape) for v in trainable_variables]
-        flat = [
-            keras.Variable(np.zeros(int(np.prod(shape)), v.dtype), name=v.name)
-            for v, shape in zip(trainable_variables, self.shapes, strict=True)
-        ]
-        with tensorflow_unprobed():  # a schedule in the config would import TensorFlow (~7 s)
-            self.twin = type(optimizer).from_config(optimizer.get_config())
-        self.twin.build(flat)
-        self.state_shapes = [tuple(v.shape) for v in optimizer.variables]
-        flat_shapes = [s if len(s) <= 1 else (int(np.prod(s)),) for s in self.state_shapes]
-        if flat_shapes != [tuple(v.shape) for v in self.twin.variables]:
-            raise RuntimeError(f"{type(optimizer).__name__}'s state does not flatten in order")
 
-    def __repr__(self) -> str:
-        return f"_FlatOptimizer({type(self.twin).__name__}, {len(self.shapes)} variables)"
+def state_of(model) -> State:
+    """A compiled Keras model's weights and optimizer state (Adam's moments, by name)."""
+    optimizer = model.optimizer
+    if not optimizer.built:
+        return State([np.asarray(w, np.float32) for w in model.get_weights()])
+    by_suffix = {"_momentum": [], "_velocity": []}
+    iterations = 0
+    for variable in optimizer.variables:
+        name = variable.path.rpartition("/")[2]
+        if name == "iteration":
+            iterations = int(np.asarray(variable.value))
+        for suffix, found in by_suffix.items():
+            if name.endswith(suffix):
+                found.append(np.asarray(variable.value))
+    return State(
+        [np.asarray(w, np.float32) for w in model.get_weights()],
+        iterations,
+        by_suffix["_momentum"],
+        by_suffix["_velocity"],
+    )
 
-    @staticmethod
-    def flat(values: list) -> list:
-        """Arrays as 1-D views (no copy); vectors and scalars (the step count) stay as they are."""
-        return [value.reshape(-1) if value.ndim > 1 else value for value in values]
 
-    @staticmethod
-    def shaped(values: list, shapes: list) -> list:
-        """Flat arrays back in ``shapes`` (views: no copy)."""
-        return [value.reshape(shape) for value, shape in zip(values, shapes, strict=True)]
+def put_state(model, state: State) -> None:
+    """Put ``state`` into a compiled Keras model: its weights, and its optimizer's step count
+    and moments (so ``--resume`` continues where the training stopped)."""
+    model.set_weights(state.weights)
+    optimizer = model.optimizer
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    moments = {"_momentum": iter(state.momentums), "_velocity": iter(state.velocities)}
+    for variable in optimizer.variables:
+        name = variable.path.rpartition("/")[2]
+        if name == "iteration":
+            variable.assign(state.iterations)
+        for suffix, values in moments.items():
+            if name.endswith(suffix):
+                variable.assign(next(values))

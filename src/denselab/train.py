@@ -1,27 +1,26 @@
 """Lesson 2: train a dense classifier (or regressor) with Keras and save the run to a folder.
 
 :func:`train` builds the network a :class:`TrainConfig` describes and fits it; :func:`resume`
-continues an interrupted run; :func:`fit` is the one training loop both use (and the search's
-trials): ``model.fit``'s epochs (on JAX, many steps per compiled call: :mod:`denselab.epochs`)
-with a callback that keeps the history, stops on a NaN loss, and keeps the last good epoch for
-Ctrl-C. The run folder itself is :mod:`denselab.runs`.
+continues an interrupted run. Both use :func:`fit` (:mod:`denselab.fitting`), the one training
+loop (the search's trials too). On the JAX backend a new run starts training from the weights
+Keras would draw while Keras itself imports on another thread (:class:`KerasModel`). The run
+folder itself is :mod:`denselab.runs`.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import fileio, folders, interrupts, report
+from . import folders, report
+from .backend import compiled_training, seed_keras, seed_numpy, set_seed
 from .backend import keras as _keras
-from .backend import set_seed
 from .data import Dataset, load_dataset, stand_in_note
+from .epochs import State, initial_weights
 from .errors import DenselabError
-from .model import build_model, check_model_file
+from .fitting import Fitted, KerasModel, fit, fit_from, n_inputs
+from .model import ACTIVATIONS, build_model, check_model_file
 from .runs import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_LEARNING_RATE,
@@ -53,16 +52,6 @@ __all__ = [
 ]
 
 
-@dataclass
-class Fitted:
-    """What :func:`fit` did: the per-epoch ``history`` (as Keras's ``History.history``), the
-    epoch whose loss was NaN (0 if none), and whether Ctrl-C stopped it."""
-
-    history: dict = field(default_factory=dict)
-    diverged_at: int = 0
-    interrupted: bool = False
-
-
 def train(
     config: TrainConfig,
     out: str | Path | None = None,
@@ -81,14 +70,18 @@ def train(
     A second command on the same ``out`` is refused while this one runs; a folder holding
     files denselab did not write is refused unless ``force``.
     """
-    _keras()
     data = data or load_dataset(config.dataset, target=config.target, task=config.task)
     _check_config(config, data)
-    set_seed(config.seed)
-    model = build_model(data.input_shape, config.units, config.activations, seed=config.seed)
-    compile_model(model, config, data)
     folder = Path(out or default_folder(config))
-    return _fit_and_save(model, config, data, folder, {}, 0, plots=plots, force=force)
+    if not compiled_training():  # KERAS_BACKEND=tensorflow: Keras's own fit
+        set_seed(config.seed)
+        model = KerasModel.ready(_built_model(config, data))
+        return _fit_and_save(model, None, config, data, folder, {}, 0, plots=plots, force=force)
+    # Training starts from the weights Keras would draw, while Keras imports on another thread.
+    seed_numpy(config.seed)
+    start = State(initial_weights(n_inputs(data), config.units, config.seed))
+    model = KerasModel(_built_model, config, data, plots)
+    return _fit_and_save(model, start, config, data, folder, {}, 0, plots=plots, force=force)
 
 
 def resume(folder: str | Path, plots: bool = True, force: bool = False) -> Run:
@@ -106,7 +99,21 @@ def resume(folder: str | Path, plots: bool = True, force: bool = False) -> Run:
         model = keras.saving.load_model(folder / "model.keras", compile=True, safe_mode=True)
     except Exception as error:
         raise DenselabError(f"cannot resume {folder}: {str(error)[:160]}") from None
-    return _fit_and_save(model, config, data, folder, history, done, plots=plots, force=force)
+    model = KerasModel.ready(model)
+    return _fit_and_save(model, None, config, data, folder, history, done, plots=plots, force=force)
+
+
+def _built_model(config: TrainConfig, data: Dataset, plots: bool = False):
+    """The network ``config`` describes, built and compiled; then, for the run's pictures,
+    matplotlib starts importing."""
+    seed_keras(config.seed)
+    model = build_model(data.input_shape, config.units, config.activations, seed=config.seed)
+    compile_model(model, config, data)
+    if plots:
+        from .plots import import_in_background
+
+        import_in_background()
+    return model
 
 
 def compile_model(model, config: TrainConfig, data: Dataset) -> None:
@@ -132,81 +139,13 @@ def compile_model(model, config: TrainConfig, data: Dataset) -> None:
     )
 
 
-def fit(
-    model,
-    config: TrainConfig,
-    data: Dataset,
-    *,
-    x_train: np.ndarray | None = None,
-    history: dict | None = None,
-    initial_epoch: int = 0,
-    on_epoch: Callable[[int, dict], None] | None = None,
-    history_path: Path | None = None,
-) -> Fitted:
-    """``model.fit`` on ``data`` (training split; the test split scores each epoch).
-
-    ``x_train`` replaces the training inputs (the search masks inputs it ignores);
-    ``history`` continues a resumed run's; ``on_epoch(epoch, logs)`` is called after each
-    epoch (1-based) and may raise to stop (a pruner's decision); ``history_path`` is
-    rewritten after every epoch, so progress is visible while training. A NaN loss stops
-    training (``diverged_at``); Ctrl-C or ``kill`` stop it at the last finished epoch.
-    """
-    tracker = _epoch_tracker(model, history or {}, on_epoch, history_path)
-    x_train = data.x_train if x_train is None else x_train
-    interrupted = False
-    with interrupts.stoppable():
-        try:
-            if _keras().backend.backend() == "jax":  # many steps per compiled call: epochs.py
-                _fit_compiled(model, config, data, x_train, initial_epoch, tracker)
-            else:
-                model.fit(
-                    x_train,
-                    data.y_train,
-                    epochs=config.epochs,
-                    initial_epoch=initial_epoch,
-                    batch_size=config.batch_size,
-                    validation_data=(data.x_test, data.y_test),
-                    callbacks=[tracker],
-                    verbose=0,
-                )
-        except KeyboardInterrupt:
-            interrupted = True
-            tracker.restore_last_epoch()
-    return Fitted(tracker.history, tracker.diverged, interrupted)
-
-
-# Work to start on another thread once the first epoch is computing, not before: Python work
-# beside the model's set-up and tracing competes with them for the interpreter (about 0.4 s).
-_WHEN_TRAINING: list[Callable[[], None]] = []
-
-
-def _fit_compiled(model, config, data, x_train, initial_epoch, tracker) -> None:
-    """``model.fit``'s epochs, run by :class:`~denselab.epochs.CompiledEpochs`; ``tracker``
-    sees each epoch's logs, as a Keras callback would."""
-    from .epochs import CompiledEpochs
-
-    validation = (data.x_test, data.y_test)
-    epochs = CompiledEpochs(
-        model, x_train, data.y_train, validation, config.batch_size, config.steps_per_execution
-    )
-    model.stop_training = False
-    started = epochs.start_epoch() if initial_epoch < config.epochs else None
-    while _WHEN_TRAINING:  # the first epoch computes; the main thread mostly waits for it
-        _WHEN_TRAINING.pop()()
-    for epoch in range(initial_epoch, config.epochs):
-        # the next epoch computes while this one is recorded; a stop drops it unfinished
-        upcoming = epochs.start_epoch(after=started) if epoch + 1 < config.epochs else None
-        tracker.on_epoch_end(epoch, epochs.finish_epoch(started))
-        if model.stop_training:
-            break
-        started = upcoming
-
-
-def _fit_and_save(model, config, data, folder, history, initial_epoch, plots, force) -> Run:
+def _fit_and_save(
+    model: KerasModel, start, config, data, folder, history, initial_epoch, plots, force
+) -> Run:
     """Fit, then write the run (and its pictures) into ``folder`` as one transaction."""
     with folders.folder_transaction(folder, "run", force=force) as staging:
         run, stopped = _fit_into(
-            model, config, data, folder, staging, history, initial_epoch, plots
+            model, start, config, data, folder, staging, history, initial_epoch, plots
         )
     if run.metrics["interrupted"]:
         report.warn(
@@ -218,7 +157,7 @@ def _fit_and_save(model, config, data, folder, history, initial_epoch, plots, fo
     return run
 
 
-def _fit_into(model, config, data, folder, staging, history, initial_epoch, plots):
+def _fit_into(model, start, config, data, folder, staging, history, initial_epoch, plots):
     """``(run, stopped)``: fit, writing progress and then the run into ``staging``; ``stopped``
     when Ctrl-C came while the pictures were drawn (they are left out)."""
     if initial_epoch:
@@ -239,10 +178,12 @@ def _fit_into(model, config, data, folder, staging, history, initial_epoch, plot
             status = "  ".join(f"{k} {logs[k]:.4f}" for k in shown if k in logs)
             bar.advance(1, status=status)
 
-        fitted = fit(
+        fitted = fit_from(
             model,
+            start,
             config,
             data,
+            x_train=None,
             history=history,
             initial_epoch=initial_epoch,
             on_epoch=on_epoch,
@@ -253,6 +194,7 @@ def _fit_into(model, config, data, folder, staging, history, initial_epoch, plot
             f"training diverged at epoch {fitted.diverged_at} (loss is NaN); nothing was saved. "
             "Try a lower --learning-rate"
         )
+    model = model.get()
     done = len(fitted.history.get("loss", []))
     metrics = final_metrics(fitted.history, data.name, done, fitted.interrupted)
     write_run(staging, model, config, fitted.history, metrics)
@@ -261,7 +203,8 @@ def _fit_into(model, config, data, folder, staging, history, initial_epoch, plot
         from .pictures import write_run_plots
 
         try:
-            written = write_run_plots(staging, data=data, model=model)
+            scored = fitted.predictions if data.task == "classification" else None
+            written = write_run_plots(staging, data=data, model=model, probabilities=scored)
             pictures = [folder / p.name for p in written]
         except KeyboardInterrupt:
             stopped = True
@@ -285,52 +228,24 @@ def _warn_if_poor_fit(metrics: dict, data: Dataset) -> None:
     )
 
 
-def _epoch_tracker(model, history: dict, on_epoch, history_path: Path | None):
-    """A Keras callback: keeps the history and the last good weights, stops on NaN."""
-    keras = _keras()
-
-    class EpochTracker(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.history = {key: list(values) for key, values in history.items()}
-            self.diverged = 0
-            self.last_good = _snapshot(model)
-
-        def on_epoch_end(self, epoch, logs=None):
-            interrupts.check()  # a Ctrl-C that a library caught on its way up
-            logs = logs or {}
-            if not np.isfinite(logs.get("loss", 0.0)):
-                self.diverged = epoch + 1
-                model.stop_training = True
-                return
-            for key, value in logs.items():
-                self.history.setdefault(key, []).append(float(value))
-            self.history.setdefault("epoch_end_unix", []).append(time.time())
-            self.last_good = _snapshot(model)
-            if history_path is not None:
-                fileio.write_json(history_path, self.history)
-            if on_epoch is not None:
-                on_epoch(epoch + 1, logs)
-
-        def restore_last_epoch(self):
-            weights, optimizer_state = self.last_good
-            for variable, value in zip(model.weights, weights, strict=True):
-                variable.assign(value)
-            for variable, value in zip(model.optimizer.variables, optimizer_state, strict=True):
-                variable.assign(value)
-
-    return EpochTracker()
-
-
-def _snapshot(model) -> tuple[list, list]:
-    optimizer = getattr(model, "optimizer", None)
-    variables = optimizer.variables if optimizer is not None else []
-    return [v.numpy() for v in model.weights], [v.numpy() for v in variables]
-
-
 def _check_config(config: TrainConfig, data: Dataset) -> None:
+    """Refuse a config that cannot train on ``data``, before any work (the model itself is
+    built on another thread while training runs, too late to say so)."""
     if config.epochs < 1 or config.batch_size < 1:
         raise DenselabError("--epochs and --batch-size must be at least 1")
+    if len(config.units) != len(config.activations):
+        raise DenselabError(
+            f"{len(config.units)} layers but {len(config.activations)} activations given"
+        )
+    unknown = [name for name in config.activations if name not in ACTIVATIONS]
+    if unknown:
+        raise DenselabError(
+            f"unknown activation {unknown[0]!r}; use one of {', '.join(ACTIVATIONS)}"
+        )
+    if config.optimizer not in ("adam", "sgd"):
+        raise DenselabError(f"unknown optimizer {config.optimizer!r}; use adam or sgd")
+    if config.schedule not in ("cosine", "constant"):
+        raise DenselabError(f"unknown schedule {config.schedule!r}; use cosine or constant")
     if data.task == "classification":
         n_out = config.units[-1]
         if n_out != data.n_classes:
@@ -361,7 +276,7 @@ def train_command(
     ``options`` are :class:`TrainConfig` fields (None: the lesson's default). A resumed run
     keeps the settings in its run.json: any other setting given with it is refused.
     """
-    from .backend import keras_while
+    from .backend import jax, keras, while_importing
 
     if resume_run:
         given = [
@@ -384,14 +299,14 @@ def train_command(
     else:
         if not dataset:
             raise DenselabError("name a dataset (see `denselab datasets`) or use --resume RUN")
-        data = keras_while(
-            load_dataset, dataset, target=options.get("target"), task=options.get("task")
+        data = while_importing(
+            jax if compiled_training() else keras,
+            load_dataset,
+            dataset,
+            target=options.get("target"),
+            task=options.get("task"),
         )
         config = config_for(data, dataset, layers, activations, **options)
-        if plots:  # matplotlib imports on the other core while the network trains
-            from .plots import import_in_background
-
-            _WHEN_TRAINING.append(import_in_background)
         run = train(config, out=out, data=data, plots=plots, force=force)
     result = {**run.metrics, "model_path": str(run.path / "model.keras"), "run": str(run.path)}
     if run.pictures:

@@ -1,0 +1,244 @@
+"""Training's loop: the epochs of a compiled Keras model, and what they leave behind.
+
+:func:`fit` is the one loop :func:`denselab.train.train`, ``--resume`` and the search's
+trials use. On the JAX backend it runs :mod:`denselab.epochs` (the loop written out in JAX,
+Keras's arithmetic), else Keras's own ``model.fit``. Either way it keeps the history as
+Keras's ``History`` does, stops on a NaN loss, and keeps the last good epoch for Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import fileio, interrupts
+from .backend import compiled_training, prompt_switching
+from .backend import keras as _keras
+from .data import Dataset
+from .epochs import CompiledEpochs, State, is_dense_chain, put_state, recipe_for, state_of
+from .runs import TrainConfig
+
+
+@dataclass
+class Fitted:
+    """What :func:`fit` did: the per-epoch ``history`` (as Keras's ``History.history``), the
+    epoch whose loss was NaN (0 if none), whether Ctrl-C stopped it, and the model's outputs
+    on the test split after the last epoch (when the compiled loop scored them)."""
+
+    history: dict = field(default_factory=dict)
+    diverged_at: int = 0
+    interrupted: bool = False
+    predictions: np.ndarray | None = None
+
+
+class KerasModel:
+    """A run's compiled Keras model, built on another thread once training has started.
+
+    ``import keras`` takes about 0.5 s after JAX, and building and compiling the model 0.1 s;
+    the compiled training loop (:mod:`denselab.epochs`) needs neither, so they happen while the
+    first epochs compute, and :meth:`get` waits for the model only when the weights go into it.
+    The thread runs at a lower priority (nice 10, on Linux): the training's own moments of
+    Python come first (the first epochs ran about 15% slower without it).
+    """
+
+    def __init__(self, build: Callable, *args):
+        self._build, self._args, self._future = build, args, None
+
+    @classmethod
+    def ready(cls, model) -> KerasModel:
+        """A model already built (nothing runs in the background)."""
+        from concurrent.futures import Future
+
+        built = cls(lambda: model)
+        built._future = Future()
+        built._future.set_result(model)
+        return built
+
+    def __repr__(self) -> str:
+        state = "not started" if self._future is None else "started"
+        return f"KerasModel({getattr(self._build, '__name__', 'model')}, {state})"
+
+    def start(self) -> None:
+        """Start building on another thread (once)."""
+        if self._future is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = ThreadPoolExecutor(1, thread_name_prefix="denselab-keras")
+            self._future = pool.submit(self._built_politely)
+            pool.shutdown(wait=False)
+
+    def get(self):
+        """The model (waiting for it, or building it here if it was never started)."""
+        self.start()
+        return self._future.result()
+
+    def _built_politely(self):
+        if sys.platform == "linux":  # a thread's own nice value (elsewhere it is the process's)
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        return self._build(*self._args)
+
+
+def fit(
+    model,
+    config: TrainConfig,
+    data: Dataset,
+    *,
+    x_train: np.ndarray | None = None,
+    history: dict | None = None,
+    initial_epoch: int = 0,
+    on_epoch: Callable[[int, dict], None] | None = None,
+    history_path: Path | None = None,
+) -> Fitted:
+    """Train a compiled Keras ``model`` on ``data`` (training split; the test split scores
+    each epoch), as ``model.fit`` would; the model holds the new weights afterwards.
+
+    ``x_train`` replaces the training inputs (the search masks inputs it ignores);
+    ``history`` continues a resumed run's; ``on_epoch(epoch, logs)`` is called after each
+    epoch (1-based) and may raise to stop (a pruner's decision); ``history_path`` is
+    rewritten after every epoch, so progress is visible while training. A NaN loss stops
+    training (``diverged_at``); Ctrl-C or ``kill`` stop it at the last finished epoch.
+    """
+    return fit_from(
+        KerasModel.ready(model),
+        None,
+        config,
+        data,
+        x_train=x_train,
+        history=history,
+        initial_epoch=initial_epoch,
+        on_epoch=on_epoch,
+        history_path=history_path,
+    )
+
+
+def fit_from(model: KerasModel, start: State | None, config, data, **options) -> Fitted:
+    """:func:`fit` on a model that may still be on its way; ``start`` the weights to train
+    from when it is (None: the model's own, and its optimizer's state)."""
+    options["x_train"] = data.x_train if options["x_train"] is None else options["x_train"]
+    classify = data.task == "classification"
+    recipe = recipe_for(config, n_inputs(data), len(options["x_train"]), classify)
+    if start is None and not (compiled_training() and is_dense_chain(model.get(), recipe)):
+        return fit_keras(model.get(), config, data, **options)
+    fitted, end = _fit_compiled(
+        recipe, start or state_of(model.get()), config, data, when_training=model.start, **options
+    )
+    put_state(model.get(), end)
+    return fitted
+
+
+def _fit_compiled(recipe, start, config, data, *, when_training, **options) -> tuple[Fitted, State]:
+    """The epochs, run by :class:`~denselab.epochs.CompiledEpochs`; the fit and the state at
+    the last good epoch. ``when_training()`` is called once the first epoch computes."""
+    epochs = CompiledEpochs(
+        recipe,
+        start,
+        options["x_train"],
+        data.y_train,
+        (data.x_test, data.y_test),
+        config.batch_size,
+    )
+    recorder = _Recorder(options["history"], options["on_epoch"], options["history_path"])
+    last_good, fitted = start, Fitted(recorder.history)
+    with interrupts.stoppable(), prompt_switching():
+        try:
+            started = epochs.start_epoch() if options["initial_epoch"] < config.epochs else None
+            when_training()
+            for epoch in range(options["initial_epoch"], config.epochs):
+                # the next epoch computes while this one is recorded; a stop drops it unfinished
+                upcoming = epochs.start_epoch(after=started) if epoch + 1 < config.epochs else None
+                logs, state = epochs.finish_epoch(started)
+                interrupts.check()  # a Ctrl-C that a library caught on its way up
+                if not np.isfinite(logs["loss"]):
+                    fitted.diverged_at = epoch + 1
+                    break
+                last_good = state
+                recorder.record(logs)
+                started = upcoming
+            else:
+                fitted.predictions = (
+                    None if epochs.predictions is None else np.asarray(epochs.predictions)
+                )
+        except KeyboardInterrupt:
+            fitted.interrupted = True
+    return fitted, last_good
+
+
+def fit_keras(model, config, data, **options) -> Fitted:
+    """Keras's own ``model.fit`` (on the TensorFlow backend, or a model that is not a plain
+    chain of Dense layers), with a callback that records the history."""
+    keras = _keras()
+    recorder = _Recorder(options["history"], options["on_epoch"], options["history_path"])
+
+    class Tracker(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.diverged, self.last_good = 0, _snapshot(model)
+
+        def on_epoch_end(self, epoch, logs=None):
+            interrupts.check()
+            logs = logs or {}
+            if not np.isfinite(logs.get("loss", 0.0)):
+                self.diverged, model.stop_training = epoch + 1, True
+                return
+            self.last_good = _snapshot(model)
+            recorder.record(logs)
+
+    tracker, interrupted = Tracker(), False
+    with interrupts.stoppable():
+        try:
+            model.fit(
+                options["x_train"],
+                data.y_train,
+                epochs=config.epochs,
+                initial_epoch=options["initial_epoch"],
+                batch_size=config.batch_size,
+                validation_data=(data.x_test, data.y_test),
+                callbacks=[tracker],
+                verbose=0,
+            )
+        except KeyboardInterrupt:
+            interrupted = True
+            weights, optimizer_state = tracker.last_good
+            for variable, value in zip(model.weights, weights, strict=True):
+                variable.assign(value)
+            for variable, value in zip(model.optimizer.variables, optimizer_state, strict=True):
+                variable.assign(value)
+    return Fitted(recorder.history, tracker.diverged, interrupted)
+
+
+class _Recorder:
+    """The history as Keras's ``History`` keeps it, plus each epoch's end on the wall clock
+    (``epoch_end_unix``); written to ``history_path`` and passed to ``on_epoch`` after each
+    epoch."""
+
+    def __init__(self, history: dict | None, on_epoch, history_path: Path | None):
+        self.history = {key: list(values) for key, values in (history or {}).items()}
+        self.on_epoch, self.history_path = on_epoch, history_path
+
+    def record(self, logs: dict) -> None:
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(value))
+        self.history.setdefault("epoch_end_unix", []).append(time.time())
+        if self.history_path is not None:
+            fileio.write_json(self.history_path, self.history)
+        if self.on_epoch is not None:
+            self.on_epoch(len(self.history["loss"]), logs)
+
+
+def _snapshot(model) -> tuple[list, list]:
+    optimizer = getattr(model, "optimizer", None)
+    variables = optimizer.variables if optimizer is not None else []
+    return [v.numpy() for v in model.weights], [v.numpy() for v in variables]
+
+
+def n_inputs(data: Dataset) -> int:
+    return int(np.prod(data.input_shape))
