@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import run_denselab
 from denselab import epochs as compiled
 from denselab.backend import keras, set_seed
 from denselab.data import Dataset, load_dataset
@@ -222,3 +224,16 @@ def test_pixel_pictures_use_the_colours_matplotlib_draws(lesson_run, tmp_path):
 def test_colour_bar_ticks_are_round_numbers():
     assert nice_ticks(-1.67, 1.67) == pytest.approx([-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5])
     assert nice_ticks(0, 967) == [0, 200, 400, 600, 800]
+
+
+def test_keras_backend_tensorflow_trains_with_keras_own_fit(tmp_path):
+    """``KERAS_BACKEND=tensorflow`` is respected: Keras's ``fit`` trains the run, which is
+    saved and scored as any other."""
+    out = tmp_path / "run"
+    env = {"KERAS_BACKEND": "tensorflow"}
+    args = ("train", "digits", "--epochs", "10", "--no-plots", "--json", "--out", out)
+    result = run_denselab(*args, env=env)
+    assert result.returncode == 0, result.stderr
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["val_accuracy"]) == 10 and history["val_accuracy"][-1] > 0.7
+    assert json.loads(result.stdout)["val_accuracy"] == pytest.approx(history["val_accuracy"][-1])
