@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from denselab.fitting import fit_keras
 from denselab.model import build_model, dense_network
 from denselab.plots import WEIGHT_CMAP, _weights_figure, plot_first_layer_weights, weight_tiles
 from denselab.raster import colourize, nice_ticks
-from denselab.train import compile_model, config_for, fit
+from denselab.train import compile_model, config_for, fit, train
 
 
 @pytest.fixture(scope="module")
@@ -116,13 +117,65 @@ def test_compiled_epochs_compute_what_keras_computes_for_a_regression(curve, mon
         assert logs[key] == pytest.approx(history[key][-1], rel=1e-6)
 
 
-def test_a_changed_constant_would_show(digits, monkeypatch):
-    """Negative control: Adam's epsilon at 1e-8 instead of Keras's 1e-7 changes the weights."""
+@pytest.mark.parametrize("constant,value", [("EPSILON", 1e-8), ("BETA_2", 0.99)])
+def test_a_changed_constant_would_show(digits, monkeypatch, constant, value):
+    """Negative control: Adam's epsilon at 1e-8 (Keras: 1e-7), or beta_2 at 0.99 (0.999),
+    changes the weights."""
     keras()
     monkeypatch.setattr(np.random, "permutation", np.arange)
-    monkeypatch.setattr(compiled, "EPSILON", 1e-8)
+    monkeypatch.setattr(compiled, constant, value)
     reference, ours, _, _ = _keras_and_compiled(digits, "mnist-5k")
     assert not _same_numbers(ours, reference)
+
+
+def test_several_compiled_calls_an_epoch_are_still_keras_fit(digits, monkeypatch):
+    """31 steps of 32 in calls of 8, 8, 8 and 7 steps, then the short batch of 8."""
+    keras()
+    monkeypatch.setattr(np.random, "permutation", np.arange)
+    monkeypatch.setattr(compiled, "BLOCK_BYTES", 8 * 32 * 784 * 4)
+    reference, ours, _, _ = _keras_and_compiled(digits, "mnist-5k")
+    assert _same_numbers(ours, reference)
+
+
+def test_fit_stops_cleanly_before_its_first_epoch_ends(digits, monkeypatch):
+    """A NaN in the first epoch, Ctrl-C before it ends, or nothing left to do: the model keeps
+    its starting weights and a fresh optimizer, and fit says what happened."""
+    model, config = _model(digits, "mnist-5k")
+    start = model.get_weights()
+    wild = dataclasses.replace(config, learning_rate=1e30, schedule="constant")
+    compile_model(model, wild, digits)
+    assert fit(model, wild, digits).diverged_at == 1
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), start, strict=True))
+
+    model, config = _model(digits, "mnist-5k")
+
+    def stopped(self, started):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(CompiledEpochs, "finish_epoch", stopped)
+    fitted = fit(model, config, digits)
+    assert fitted.interrupted and fitted.history == {}
+    assert int(model.optimizer.iterations.numpy()) == 0
+    monkeypatch.undo()
+
+    done = fit(model, config, digits, initial_epoch=config.epochs)
+    assert done.history == {} and not done.interrupted and not done.diverged_at
+
+
+def test_a_model_compiled_otherwise_trains_with_keras_fit(digits):
+    """The compiled loop computes the config's recipe; a model whose optimizer, layers or
+    regularizers differ from it is trained by Keras's own fit."""
+    model, config = _model(digits, "mnist-5k")
+    recipe = recipe_for(config, 784, len(digits.x_train), True)
+    assert compiled.is_dense_chain(model, recipe)
+    model.compile(optimizer=keras().optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
+    assert not compiled.is_dense_chain(model, recipe)
+    model, _ = _model(digits, "mnist-5k")
+    next(layer for layer in model.layers if layer.weights).trainable = False
+    assert not compiled.is_dense_chain(model, recipe)
+    model, _ = _model(digits, "mnist-5k")
+    model.layers[-1].kernel_regularizer = keras().regularizers.L2(0.01)
+    assert not compiled.is_dense_chain(model, recipe)
 
 
 def test_transposed_kernels_agree_with_keras_to_float32_rounding(digits, monkeypatch):
@@ -131,7 +184,6 @@ def test_transposed_kernels_agree_with_keras_to_float32_rounding(digits, monkeyp
     keras()
     monkeypatch.setattr(np.random, "permutation", np.arange)
     reference, ours, history, logs = _keras_and_compiled(digits, "mnist-5k", transposed=True)
-    assert not _same_numbers(ours, reference)  # another order of sums: not bit for bit
     for a, b in zip(ours.weights, reference.weights, strict=True):
         a, b = np.asarray(a.value), np.asarray(b.value)
         assert np.abs(a - b).max() <= 1e-5 * np.abs(b).max()
@@ -168,6 +220,9 @@ def test_a_resumed_fit_continues_exactly_where_it_stopped(digits, monkeypatch, t
     second = fit(loaded, config, digits, history=first.history, initial_epoch=1)
     assert len(second.history["loss"]) == 2
     assert _same_numbers(loaded, straight)
+    first_kernel = build_model(digits.input_shape, config.units, config.activations, seed=0)
+    assert not np.array_equal(loaded.get_weights()[0], first_kernel.get_weights()[0])
+    assert second.history["val_accuracy"][-1] > 0.5  # it learned, in two short epochs
 
 
 def test_the_keras_fit_path_records_the_history_and_stops_on_nan(digits):
@@ -237,3 +292,22 @@ def test_keras_backend_tensorflow_trains_with_keras_own_fit(tmp_path):
     history = json.loads((out / "history.json").read_text())
     assert len(history["val_accuracy"]) == 10 and history["val_accuracy"][-1] > 0.7
     assert json.loads(result.stdout)["val_accuracy"] == pytest.approx(history["val_accuracy"][-1])
+
+
+def test_a_config_that_cannot_train_is_refused_before_training(tmp_path, monkeypatch):
+    """A seed whose layers' seeds overflow 32 bits, or a Keras model that cannot be built,
+    is said at once, not after the epochs."""
+    from denselab.errors import DenselabError
+    from denselab.runs import TrainConfig
+
+    line = TrainConfig(dataset="line", units=[2, 1], activations=["relu", "linear"], epochs=3)
+    with pytest.raises(DenselabError, match="seed"):
+        train(dataclasses.replace(line, seed=2**32 - 1), out=tmp_path / "a")
+
+    def broken(*args):
+        raise DenselabError("the model could not be built")
+
+    monkeypatch.setattr(sys.modules["denselab.train"], "_built_model", broken)
+    with pytest.raises(DenselabError, match="could not be built"):
+        train(line, out=tmp_path / "b", plots=False)
+    assert not (tmp_path / "b").exists()

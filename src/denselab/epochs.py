@@ -95,7 +95,9 @@ def initial_weights(n_inputs: int, units: list[int], seed: int) -> list[np.ndarr
 
     sizes = (n_inputs, *units)
     fans = tuple(zip(sizes[:-1], sizes[1:], strict=True))
-    seeds = np.array([[(seed + i) & 0xFFFFFFFF, 0] for i in range(len(fans))], np.uint32)
+    if not 0 <= seed <= 2**32 - len(fans):  # Keras draws from the uint32 key [seed + i, 0]
+        raise DenselabError(f"seed {seed}: each layer's seed must fit in 32 bits")
+    seeds = np.array([[seed + i, 0] for i in range(len(fans))], np.uint32)
     kernels = jax.jit(_glorot_uniform, static_argnums=0)(fans, seeds)  # one compiled call
     return [
         w
@@ -177,7 +179,10 @@ class CompiledEpochs:
             f"val_{name}": float(val_metric),
         }
         self.predictions = predictions
-        return logs, _state(carried, self._shapes, self.transposed)
+        state = _state(carried, self._shapes, self.transposed)
+        if self.recipe.optimizer != "adam":  # SGD carries no moments (zeros in the program)
+            state.momentums, state.velocities = [], []
+        return logs, state
 
     def _train_steps(self, carried, metrics, x, y):
         """Keras's train step on each batch of ``x`` (steps, batch, n_inputs) in turn; the
@@ -352,14 +357,72 @@ def recipe_for(config, n_inputs: int, n_train: int, classify: bool) -> Recipe:
 
 
 def is_dense_chain(model, recipe: Recipe) -> bool:
-    """Whether ``model`` is the network ``recipe`` describes: ``Dense`` layers with biases
-    (after an optional ``Flatten``), the same widths and activations. Anything else trains
-    with ``model.fit``."""
+    """Whether ``model`` trains as ``recipe`` says, so the compiled loop computes what its
+    ``fit`` would: trainable ``Dense`` layers with biases in float32 (after an optional
+    ``Flatten``), the same widths and activations, no regularizers or constraints, and the
+    loss and optimizer ``compile_model`` gives (Adam or plain SGD, Keras's defaults, the
+    recipe's learning rate or cosine decay). Anything else trains with ``model.fit``."""
     layers = [layer for layer in model.layers if type(layer).__name__ != "Flatten"]
-    if any(type(layer).__name__ != "Dense" or not layer.use_bias for layer in layers):
-        return False
+    plain = all(
+        type(layer).__name__ == "Dense"
+        and layer.use_bias
+        and layer.trainable
+        and layer.dtype_policy.name == "float32"
+        and not any(
+            getattr(layer, name, None) is not None
+            for name in (
+                "kernel_regularizer",
+                "bias_regularizer",
+                "activity_regularizer",
+                "kernel_constraint",
+                "bias_constraint",
+                "lora_rank",
+            )
+        )
+        for layer in layers
+    )
     found = [(layer.units, getattr(layer.activation, "__name__", "")) for layer in layers]
-    return found == list(zip(recipe.units, recipe.activations, strict=True))
+    shape = found == list(zip(recipe.units, recipe.activations, strict=True))
+    return plain and shape and model.trainable and _compiled_as(model, recipe)
+
+
+def _compiled_as(model, recipe: Recipe) -> bool:
+    """The model's loss and optimizer are the ones ``recipe`` computes."""
+    loss = "sparse_categorical_crossentropy" if recipe.classify else "mean_squared_error"
+    if getattr(model, "loss", None) != loss:
+        return False
+    optimizer = getattr(model, "optimizer", None)
+    name = type(optimizer).__name__
+    if (name, recipe.optimizer) not in (("Adam", "adam"), ("SGD", "sgd")):
+        return False
+    config = optimizer.get_config()
+    unchanged = {
+        "weight_decay": None,
+        "clipnorm": None,
+        "clipvalue": None,
+        "global_clipnorm": None,
+        "use_ema": False,
+        "gradient_accumulation_steps": None,
+        "loss_scale_factor": None,
+    }
+    if name == "Adam":
+        unchanged.update(beta_1=BETA_1, beta_2=BETA_2, epsilon=EPSILON, amsgrad=False)
+    else:
+        unchanged.update(momentum=0.0, nesterov=False)
+    if any(config.get(key, value) != value for key, value in unchanged.items()):
+        return False
+    rate = config.get("learning_rate")
+    if recipe.schedule == "constant":
+        return isinstance(rate, float) and np.float32(rate) == np.float32(recipe.learning_rate)
+    if not (isinstance(rate, dict) and rate.get("class_name") == "CosineDecay"):
+        return False
+    decay = rate.get("config", {})
+    return (
+        decay.get("initial_learning_rate") == recipe.learning_rate
+        and decay.get("decay_steps") == recipe.decay_steps
+        and not decay.get("alpha")
+        and decay.get("warmup_target") is None
+    )
 
 
 def state_of(model) -> State:
@@ -386,16 +449,23 @@ def state_of(model) -> State:
 
 def put_state(model, state: State) -> None:
     """Put ``state`` into a compiled Keras model: its weights, and its optimizer's step count
-    and moments (so ``--resume`` continues where the training stopped)."""
+    and moments (so ``--resume`` continues where the training stopped). A state with no
+    moments (before the first step, or SGD) leaves them at zero."""
     model.set_weights(state.weights)
     optimizer = model.optimizer
     if not optimizer.built:
         optimizer.build(model.trainable_variables)
-    moments = {"_momentum": iter(state.momentums), "_velocity": iter(state.velocities)}
-    for variable in optimizer.variables:
-        name = variable.path.rpartition("/")[2]
+    names = [variable.path.rpartition("/")[2] for variable in optimizer.variables]
+    for suffix, values in (("_momentum", state.momentums), ("_velocity", state.velocities)):
+        variables = [
+            v for v, n in zip(optimizer.variables, names, strict=True) if n.endswith(suffix)
+        ]
+        if values and len(values) != len(variables):
+            raise DenselabError(
+                f"the optimizer has {len(variables)} {suffix[1:]}s, not {len(values)}"
+            )
+        for variable, value in zip(variables, values, strict=False):
+            variable.assign(value)
+    for variable, name in zip(optimizer.variables, names, strict=True):
         if name == "iteration":
             variable.assign(state.iterations)
-        for suffix, values in moments.items():
-            if name.endswith(suffix):
-                variable.assign(next(values))

@@ -45,9 +45,11 @@ class KerasModel:
     ``import keras`` takes about 0.5 s after JAX, and building and compiling the model 0.1 s;
     the compiled training loop (:mod:`denselab.epochs`) needs neither, so they happen while the
     first epochs compute, and :meth:`get` waits for the model only when the weights go into it.
-    The thread runs at the lowest priority (nice 19, on Linux), so the training's own work on
-    the second core (gathering the next batches) comes first: at nice 0 the first ten epochs
-    ran about 1.5x slower, at nice 10 about 1.25x.
+    The thread runs at a lower priority (nice 10, on Linux), so the training's own work on the
+    second core (gathering the next batches) comes first: at nice 0 the first ten epochs ran
+    about 1.5x slower, at nice 10 about 1.25x. (At nice 19 they ran faster still, but a
+    thread that holds the interpreter and barely gets a core would stall the training on a
+    busy machine.)
     """
 
     def __init__(self, build: Callable, *args):
@@ -68,24 +70,34 @@ class KerasModel:
         return f"KerasModel({getattr(self._build, '__name__', 'model')}, {state})"
 
     def start(self) -> None:
-        """Start building on another thread (once)."""
+        """Start building on another thread (once). The thread is a daemon: a process that
+        stops before the model is needed does not wait for Keras to finish importing."""
         if self._future is None:
-            from concurrent.futures import ThreadPoolExecutor
+            from concurrent.futures import Future
 
-            pool = ThreadPoolExecutor(1, thread_name_prefix="denselab-keras")
-            self._future = pool.submit(self._built_politely)
-            pool.shutdown(wait=False)
+            self._future = Future()
+            threading.Thread(
+                target=self._built_politely, name="denselab-keras", daemon=True
+            ).start()
 
     def get(self):
         """The model (waiting for it, or building it here if it was never started)."""
         self.start()
         return self._future.result()
 
+    def raise_if_failed(self) -> None:
+        """Raise the build's error now, if it failed (rather than after the training)."""
+        if self._future is not None and self._future.done() and self._future.exception():
+            raise self._future.exception()
+
     def _built_politely(self):
         if sys.platform == "linux":  # a thread's own nice value (elsewhere it is the process's)
             with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-        return self._build(*self._args)
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        try:
+            self._future.set_result(self._build(*self._args))
+        except BaseException as error:  # noqa: BLE001 (handed to the thread that waits)
+            self._future.set_exception(error)
 
 
 def fit(
@@ -130,15 +142,17 @@ def fit_from(model: KerasModel, start: State | None, config, data, **options) ->
     if start is None and not (compiled_training() and is_dense_chain(model.get(), recipe)):
         return fit_keras(model.get(), config, data, **options)
     fitted, end = _fit_compiled(
-        recipe, start or state_of(model.get()), config, data, when_training=model.start, **options
+        recipe, start or state_of(model.get()), config, data, model, **options
     )
-    put_state(model.get(), end)
+    with interrupts.stoppable():  # Ctrl-C or kill while Keras is still importing
+        put_state(model.get(), end)
     return fitted
 
 
-def _fit_compiled(recipe, start, config, data, *, when_training, **options) -> tuple[Fitted, State]:
+def _fit_compiled(recipe, start, config, data, model, **options) -> tuple[Fitted, State]:
     """The epochs, run by :class:`~denselab.epochs.CompiledEpochs`; the fit and the state at
-    the last good epoch. ``when_training()`` is called once the first epoch computes."""
+    the last good epoch. ``model`` (a :class:`KerasModel`) starts building once the first
+    epoch computes; if that fails, training stops with its error at the next epoch's end."""
     epochs = CompiledEpochs(
         recipe,
         start,
@@ -152,12 +166,13 @@ def _fit_compiled(recipe, start, config, data, *, when_training, **options) -> t
     with interrupts.stoppable(), prompt_switching():
         try:
             started = epochs.start_epoch() if options["initial_epoch"] < config.epochs else None
-            when_training()
+            model.start()
             for epoch in range(options["initial_epoch"], config.epochs):
                 # the next epoch computes while this one is recorded; a stop drops it unfinished
                 upcoming = epochs.start_epoch(after=started) if epoch + 1 < config.epochs else None
                 logs, state = epochs.finish_epoch(started)
                 interrupts.check()  # a Ctrl-C that a library caught on its way up
+                model.raise_if_failed()
                 if not np.isfinite(logs["loss"]):
                     fitted.diverged_at = epoch + 1
                     break
@@ -182,6 +197,8 @@ def fit_keras(model, config, data, **options) -> Fitted:
     class Tracker(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
+            if not model.optimizer.built:  # so the snapshot holds every optimizer variable
+                model.optimizer.build(model.trainable_variables)
             self.diverged, self.last_good = 0, _snapshot(model)
 
         def on_epoch_end(self, epoch, logs=None):

@@ -288,7 +288,17 @@ def _check_config_types(config: TrainConfig, folder: Path) -> None:
 
 def _check_config_values(config: TrainConfig, path: Path) -> None:
     """Values a training can use: positive sizes, known names, layers that match."""
+    problem = config_problem(config)
+    if problem:
+        raise DenselabError(f"{path}: {problem} (fix it or train a new run)")
+
+
+def config_problem(config: TrainConfig) -> str | None:
+    """The first value of ``config`` a training cannot use, said in one line; None if none."""
     from .model import ACTIVATIONS
+
+    def number(value) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool)
 
     rules = (
         ("dataset", bool(config.dataset), "a dataset name"),
@@ -304,20 +314,25 @@ def _check_config_values(config: TrainConfig, path: Path) -> None:
         ("steps_per_execution", config.steps_per_execution >= 1, "at least 1"),
         (
             "learning_rate",
-            math.isfinite(config.learning_rate) and config.learning_rate > 0,
+            number(config.learning_rate)
+            and math.isfinite(config.learning_rate)
+            and config.learning_rate > 0,
             "a positive number",
         ),
         ("schedule", config.schedule in ("cosine", "constant"), "cosine or constant"),
         ("optimizer", config.optimizer in ("adam", "sgd"), "adam or sgd"),
-        ("seed", 0 <= config.seed < 2**32, "a whole number from 0 to 2**32 - 1"),
+        (  # layer i's initializer is seeded seed + i, a 32-bit number
+            "seed",
+            number(config.seed) and 0 <= config.seed <= 2**32 - len(config.units),
+            f"a whole number from 0 to 2**32 - {len(config.units)} ({len(config.units)} layers "
+            "are seeded seed, seed + 1, ...)",
+        ),
         ("task", config.task in (None, "classification", "regression"), "a known task"),
     )
     for name, valid, rule in rules:
         if not valid:
-            value = getattr(config, name)
-            raise DenselabError(
-                f"{path}: {name!r} is {value!r}; it must be {rule} (fix it or train a new run)"
-            )
+            return f"{name!r} is {getattr(config, name)!r}; it must be {rule}"
+    return None
 
 
 def default_layers(dataset: Dataset, hidden: list[int] | None = None) -> tuple[list, list]:

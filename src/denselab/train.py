@@ -29,6 +29,7 @@ from .runs import (
     Run,
     TrainConfig,
     config_for,
+    config_problem,
     default_folder,
     default_layers,
     final_metrics,
@@ -81,7 +82,9 @@ def train(
     seed_numpy(config.seed)
     start = State(initial_weights(n_inputs(data), config.units, config.seed))
     model = KerasModel(_built_model, config, data, plots)
-    return _fit_and_save(model, start, config, data, folder, {}, 0, plots=plots, force=force)
+    run = _fit_and_save(model, start, config, data, folder, {}, 0, plots=plots, force=force)
+    seed_keras(config.seed)  # Keras's global seed is per thread: this one's, as set_seed did
+    return run
 
 
 def resume(folder: str | Path, plots: bool = True, force: bool = False) -> Run:
@@ -125,10 +128,10 @@ def compile_model(model, config: TrainConfig, data: Dataset) -> None:
         raise DenselabError(f"unknown optimizer {config.optimizer!r}; use adam or sgd")
     if config.schedule not in ("cosine", "constant"):
         raise DenselabError(f"unknown schedule {config.schedule!r}; use cosine or constant")
-    learning_rate = config.learning_rate
+    learning_rate = float(config.learning_rate)  # Keras refuses an int
     if config.schedule == "cosine":
         steps = config.epochs * -(-len(data.x_train) // config.batch_size)
-        learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
     classify = data.task == "classification"
     model.compile(
         optimizer=optimizers[config.optimizer](learning_rate=learning_rate),
@@ -246,6 +249,9 @@ def _check_config(config: TrainConfig, data: Dataset) -> None:
         raise DenselabError(f"unknown optimizer {config.optimizer!r}; use adam or sgd")
     if config.schedule not in ("cosine", "constant"):
         raise DenselabError(f"unknown schedule {config.schedule!r}; use cosine or constant")
+    problem = config_problem(config)
+    if problem:
+        raise DenselabError(f"cannot train: {problem}")
     if data.task == "classification":
         n_out = config.units[-1]
         if n_out != data.n_classes:

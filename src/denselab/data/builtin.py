@@ -8,6 +8,7 @@ scikit-learn. Nothing here downloads unless a file is missing and the machine is
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import math
@@ -194,9 +195,13 @@ def _read_idx_cached(folder: Path, files: dict[str, str], name: str) -> dict[str
     sources = [folder / f for f in files.values()]
     stamp = np.array([[p.stat().st_size, p.stat().st_mtime_ns] for p in sources], np.int64)
     cache = fileio.cache_dir() / name
+    with contextlib.suppress(OSError):  # denselab's older cache of the same arrays, one .npz
+        (fileio.cache_dir() / f"{name}.npz").unlink(missing_ok=True)
     try:
         if np.array_equal(np.load(cache / "stamp.npy", allow_pickle=False), stamp):
-            return {key: np.load(cache / f"{key}.npy", mmap_mode="r") for key in files}
+            arrays = {key: np.load(cache / f"{key}.npy", mmap_mode="r") for key in files}
+            if _pairs_of_bytes(arrays):
+                return arrays
     except Exception:  # no cache yet, or a damaged one: read the sources
         pass
     arrays = {key: read_idx(folder / f) for key, f in files.items()}
@@ -207,6 +212,16 @@ def _read_idx_cached(folder: Path, files: dict[str, str], name: str) -> dict[str
     except (OSError, DenselabError):
         pass
     return arrays
+
+
+def _pairs_of_bytes(arrays: dict[str, np.ndarray]) -> bool:
+    """The cached arrays are what the IDX files hold: uint8, images and labels in pairs."""
+    if any(a.dtype != np.uint8 for a in arrays.values()):
+        return False
+    return all(
+        len(arrays[f"x_{part}"]) == len(arrays[f"y_{part}"]) and arrays[f"y_{part}"].ndim == 1
+        for part in ("train", "test")
+    )
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
