@@ -15,8 +15,8 @@ from conftest import run_denselab
 from denselab import epochs as compiled
 from denselab.backend import keras, set_seed
 from denselab.data import Dataset, load_dataset
-from denselab.epochs import CompiledEpochs, initial_weights, put_state, recipe_for, state_of
-from denselab.fitting import fit_keras
+from denselab.epochs import CompiledEpochs, initial_weights
+from denselab.fitting import fit_keras, is_dense_chain, put_state, recipe_for, state_of
 from denselab.model import build_model, dense_network
 from denselab.plots import WEIGHT_CMAP, _weights_figure, plot_first_layer_weights, weight_tiles
 from denselab.raster import colourize, nice_ticks
@@ -167,15 +167,15 @@ def test_a_model_compiled_otherwise_trains_with_keras_fit(digits):
     regularizers differ from it is trained by Keras's own fit."""
     model, config = _model(digits, "mnist-5k")
     recipe = recipe_for(config, 784, len(digits.x_train), True)
-    assert compiled.is_dense_chain(model, recipe)
+    assert is_dense_chain(model, recipe)
     model.compile(optimizer=keras().optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
-    assert not compiled.is_dense_chain(model, recipe)
+    assert not is_dense_chain(model, recipe)
     model, _ = _model(digits, "mnist-5k")
     next(layer for layer in model.layers if layer.weights).trainable = False
-    assert not compiled.is_dense_chain(model, recipe)
+    assert not is_dense_chain(model, recipe)
     model, _ = _model(digits, "mnist-5k")
     model.layers[-1].kernel_regularizer = keras().regularizers.L2(0.01)
-    assert not compiled.is_dense_chain(model, recipe)
+    assert not is_dense_chain(model, recipe)
 
 
 def test_transposed_kernels_agree_with_keras_to_float32_rounding(digits, monkeypatch):

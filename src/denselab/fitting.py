@@ -4,6 +4,8 @@
 trials use. On the JAX backend it runs :mod:`denselab.epochs` (the loop written out in JAX,
 Keras's arithmetic), else Keras's own ``model.fit``. Either way it keeps the history as
 Keras's ``History`` does, stops on a NaN loss, and keeps the last good epoch for Ctrl-C.
+Between the two, :func:`recipe_for`, :func:`is_dense_chain`, :func:`state_of` and
+:func:`put_state` carry a compiled Keras model to the JAX loop and back.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from . import fileio, interrupts
 from .backend import compiled_training, prompt_switching
 from .backend import keras as _keras
 from .data import Dataset
-from .epochs import CompiledEpochs, State, is_dense_chain, put_state, recipe_for, state_of
+from .epochs import BETA_1, BETA_2, EPSILON, CompiledEpochs, Recipe, State
+from .errors import DenselabError
 from .runs import TrainConfig
 
 
@@ -260,3 +263,136 @@ def _snapshot(model) -> tuple[list, list]:
 
 def n_inputs(data: Dataset) -> int:
     return int(np.prod(data.input_shape))
+
+
+# --- the Keras model and the compiled loop's state -------------------------------------
+
+
+def recipe_for(config, n_inputs: int, n_train: int, classify: bool) -> Recipe:
+    """The :class:`Recipe` of a :class:`~denselab.runs.TrainConfig` (as ``compile_model``
+    compiles it: the cosine schedule decays over every step of the run)."""
+    return Recipe(
+        n_inputs=int(n_inputs),
+        units=tuple(int(u) for u in config.units),
+        activations=tuple(config.activations),
+        classify=classify,
+        optimizer=config.optimizer,
+        learning_rate=float(config.learning_rate),
+        schedule=config.schedule,
+        decay_steps=config.epochs * -(-n_train // config.batch_size),
+    )
+
+
+def is_dense_chain(model, recipe: Recipe) -> bool:
+    """Whether ``model`` trains as ``recipe`` says, so the compiled loop computes what its
+    ``fit`` would: trainable ``Dense`` layers with biases in float32 (after an optional
+    ``Flatten``), the same widths and activations, no regularizers or constraints, and the
+    loss and optimizer ``compile_model`` gives (Adam or plain SGD, Keras's defaults, the
+    recipe's learning rate or cosine decay). Anything else trains with ``model.fit``."""
+    layers = [layer for layer in model.layers if type(layer).__name__ != "Flatten"]
+    plain = all(
+        type(layer).__name__ == "Dense"
+        and layer.use_bias
+        and layer.trainable
+        and layer.dtype_policy.name == "float32"
+        and not any(
+            getattr(layer, name, None) is not None
+            for name in (
+                "kernel_regularizer",
+                "bias_regularizer",
+                "activity_regularizer",
+                "kernel_constraint",
+                "bias_constraint",
+                "lora_rank",
+            )
+        )
+        for layer in layers
+    )
+    found = [(layer.units, getattr(layer.activation, "__name__", "")) for layer in layers]
+    shape = found == list(zip(recipe.units, recipe.activations, strict=True))
+    return plain and shape and model.trainable and _compiled_as(model, recipe)
+
+
+def _compiled_as(model, recipe: Recipe) -> bool:
+    """The model's loss and optimizer are the ones ``recipe`` computes."""
+    loss = "sparse_categorical_crossentropy" if recipe.classify else "mean_squared_error"
+    if getattr(model, "loss", None) != loss:
+        return False
+    optimizer = getattr(model, "optimizer", None)
+    name = type(optimizer).__name__
+    if (name, recipe.optimizer) not in (("Adam", "adam"), ("SGD", "sgd")):
+        return False
+    config = optimizer.get_config()
+    unchanged = {
+        "weight_decay": None,
+        "clipnorm": None,
+        "clipvalue": None,
+        "global_clipnorm": None,
+        "use_ema": False,
+        "gradient_accumulation_steps": None,
+        "loss_scale_factor": None,
+    }
+    if name == "Adam":
+        unchanged.update(beta_1=BETA_1, beta_2=BETA_2, epsilon=EPSILON, amsgrad=False)
+    else:
+        unchanged.update(momentum=0.0, nesterov=False)
+    if any(config.get(key, value) != value for key, value in unchanged.items()):
+        return False
+    rate = config.get("learning_rate")
+    if recipe.schedule == "constant":
+        return isinstance(rate, float) and np.float32(rate) == np.float32(recipe.learning_rate)
+    if not (isinstance(rate, dict) and rate.get("class_name") == "CosineDecay"):
+        return False
+    decay = rate.get("config", {})
+    return (
+        decay.get("initial_learning_rate") == recipe.learning_rate
+        and decay.get("decay_steps") == recipe.decay_steps
+        and not decay.get("alpha")
+        and decay.get("warmup_target") is None
+    )
+
+
+def state_of(model) -> State:
+    """A compiled Keras model's weights and optimizer state (Adam's moments, by name)."""
+    optimizer = model.optimizer
+    if not optimizer.built:
+        return State([np.asarray(w, np.float32) for w in model.get_weights()])
+    by_suffix = {"_momentum": [], "_velocity": []}
+    iterations = 0
+    for variable in optimizer.variables:
+        name = variable.path.rpartition("/")[2]
+        if name == "iteration":
+            iterations = int(np.asarray(variable.value))
+        for suffix, found in by_suffix.items():
+            if name.endswith(suffix):
+                found.append(np.asarray(variable.value))
+    return State(
+        [np.asarray(w, np.float32) for w in model.get_weights()],
+        iterations,
+        by_suffix["_momentum"],
+        by_suffix["_velocity"],
+    )
+
+
+def put_state(model, state: State) -> None:
+    """Put ``state`` into a compiled Keras model: its weights, and its optimizer's step count
+    and moments (so ``--resume`` continues where the training stopped). A state with no
+    moments (before the first step, or SGD) leaves them at zero."""
+    model.set_weights(state.weights)
+    optimizer = model.optimizer
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    names = [variable.path.rpartition("/")[2] for variable in optimizer.variables]
+    for suffix, values in (("_momentum", state.momentums), ("_velocity", state.velocities)):
+        variables = [
+            v for v, n in zip(optimizer.variables, names, strict=True) if n.endswith(suffix)
+        ]
+        if values and len(values) != len(variables):
+            raise DenselabError(
+                f"the optimizer has {len(variables)} {suffix[1:]}s, not {len(values)}"
+            )
+        for variable, value in zip(variables, values, strict=False):
+            variable.assign(value)
+    for variable, name in zip(optimizer.variables, names, strict=True):
+        if name == "iteration":
+            variable.assign(state.iterations)
