@@ -228,31 +228,18 @@ def test_a_resumed_fit_continues_exactly_where_it_stopped(digits, monkeypatch, t
 def test_the_keras_fit_path_records_the_history_and_stops_on_nan(digits):
     """``model.fit`` (the TensorFlow backend's way) keeps the same history, and a NaN loss
     stops it: a learning rate of 1e30 diverges in the first epoch."""
+
+    def keras_fit(model, config):
+        options = {"history": None, "initial_epoch": 0, "on_epoch": None, "history_path": None}
+        return fit_keras(model, config, digits, x_train=digits.x_train, **options)
+
     model, config = _model(digits, "mnist-5k")
-    fitted = fit_keras(
-        model,
-        config,
-        digits,
-        x_train=digits.x_train,
-        history=None,
-        initial_epoch=0,
-        on_epoch=None,
-        history_path=None,
-    )
+    fitted = keras_fit(model, config)
     assert len(fitted.history["val_accuracy"]) == 2 and fitted.history["val_accuracy"][-1] > 0.5
     wild = dataclasses.replace(config, learning_rate=1e30, schedule="constant")
     model, _ = _model(digits, "mnist-5k")
     compile_model(model, wild, digits)
-    fitted = fit_keras(
-        model,
-        wild,
-        digits,
-        x_train=digits.x_train,
-        history=None,
-        initial_epoch=0,
-        on_epoch=None,
-        history_path=None,
-    )
+    fitted = keras_fit(model, wild)
     assert fitted.diverged_at == 1
 
 
