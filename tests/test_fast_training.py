@@ -15,7 +15,7 @@ from conftest import run_denselab
 from denselab import epochs as compiled
 from denselab.backend import keras, set_seed
 from denselab.data import Dataset, load_dataset
-from denselab.epochs import CompiledEpochs, initial_weights
+from denselab.epochs import CompiledEpochs, initial_weights, uniform
 from denselab.fitting import fit_keras, is_dense_chain, put_state, recipe_for, state_of
 from denselab.model import build_model, dense_network
 from denselab.plots import WEIGHT_CMAP, _weights_figure, plot_first_layer_weights, weight_tiles
@@ -199,6 +199,32 @@ def test_initial_weights_are_the_ones_keras_draws(n_inputs, units, seed):
     for ours, theirs in zip(drawn, model.get_weights(), strict=True):
         np.testing.assert_array_equal(ours, theirs)
     assert not np.array_equal(initial_weights(n_inputs, units, seed + 1)[0], drawn[0])
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2**31 + 5, 2**32 - 1])
+@pytest.mark.parametrize("shape", [(784, 20), (20, 10), (1, 1), (300, 7)])
+def test_the_numpy_draw_is_jax_random_uniform_bit_for_bit(shape, seed):
+    import jax
+
+    limit = float(np.sqrt(6.0 / sum(shape)))
+    key = np.array([seed, 0], np.uint32)
+    theirs = np.asarray(jax.random.uniform(key, shape, "float32", -limit, limit))
+    ours = uniform((seed, 0), shape, -limit, limit)
+    np.testing.assert_array_equal(ours.view(np.uint32), theirs.view(np.uint32))
+
+
+def test_the_draw_rounds_once_as_xla_does():
+    """Negative control: scaling in float32 (two roundings, no fused multiply-add) gives
+    different bits in about half the lesson's kernel, so the bit-for-bit test can fail."""
+    import jax
+
+    limit = float(np.sqrt(6.0 / 804))
+    theirs = np.asarray(jax.random.uniform(np.array([0, 0], np.uint32), (784, 20), "float32"))
+    unit = uniform((0, 0), (784, 20), 0.0, 1.0)
+    np.testing.assert_array_equal(unit, theirs)  # [0, 1): no scaling, no rounding
+    twice_rounded = unit * np.float32(2 * limit) + np.float32(-limit)
+    drawn = uniform((0, 0), (784, 20), -limit, limit)
+    assert np.mean(twice_rounded != drawn) > 0.2
 
 
 def test_a_resumed_fit_continues_exactly_where_it_stopped(digits, monkeypatch, tmp_path):

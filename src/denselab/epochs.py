@@ -89,32 +89,61 @@ class State:
 
 
 def initial_weights(n_inputs: int, units: list[int], seed: int) -> list[np.ndarray]:
-    """The weights :func:`denselab.model.build_model` starts from, drawn without Keras:
-    layer ``i``'s kernel from ``GlorotUniform(seed + i)`` (on JAX, ``jax.random.uniform`` with
-    the key ``[seed + i, 0]``), its bias zeros."""
-    import jax
+    """The weights :func:`denselab.model.build_model` starts from, drawn without Keras: layer
+    ``i``'s kernel from ``GlorotUniform(seed + i)``, its bias zeros.
 
+    On JAX, Keras draws the kernel with ``jax.random.uniform`` from the key
+    ``[seed + i, 0]``. That is arithmetic on 32-bit integers (Threefry-2x32, below), cheap in
+    NumPy, while compiling it as a JAX program takes 0.06-0.1 s before the first epoch can
+    start. ``tests/test_fast_training.py`` checks these weights bit for bit against both
+    ``jax.random.uniform`` and Keras's own.
+    """
     sizes = (n_inputs, *units)
     fans = tuple(zip(sizes[:-1], sizes[1:], strict=True))
     if not 0 <= seed <= 2**32 - len(fans):  # Keras draws from the uint32 key [seed + i, 0]
         raise DenselabError(f"seed {seed}: each layer's seed must fit in 32 bits")
-    seeds = np.array([[seed + i, 0] for i in range(len(fans))], np.uint32)
-    kernels = jax.jit(_glorot_uniform, static_argnums=0)(fans, seeds)  # one compiled call
-    return [
-        w
-        for kernel, (_, n) in zip(kernels, fans, strict=True)
-        for w in (np.asarray(kernel), np.zeros(n, np.float32))
-    ]
-
-
-def _glorot_uniform(fans: tuple, seeds) -> list:
-    import jax
-
-    kernels = []
-    for (fan_in, fan_out), key in zip(fans, seeds, strict=True):
+    weights = []
+    for i, (fan_in, fan_out) in enumerate(fans):
         limit = math.sqrt(3.0 * (1.0 / max(1.0, (fan_in + fan_out) / 2.0)))  # VarianceScaling
-        kernels.append(jax.random.uniform(key, (fan_in, fan_out), "float32", -limit, limit))
-    return kernels
+        kernel = uniform((seed + i, 0), (fan_in, fan_out), -limit, limit)
+        weights += [kernel, np.zeros(fan_out, np.float32)]
+    return weights
+
+
+def uniform(key: tuple[int, int], shape: tuple[int, ...], minval: float, maxval: float):
+    """``jax.random.uniform(key, shape, "float32", minval, maxval)`` for a raw Threefry key
+    (JAX's default: ``jax_threefry_partitionable``), computed in NumPy.
+
+    Element ``n`` (in C order) takes 32 random bits: Threefry-2x32 of the counter ``n`` (as two
+    32-bit words, high and low) under the key, the two output words XOR-ed. Their top 23 bits
+    become the mantissa of a float in [1, 2); minus 1 it is in [0, 1), then scaled to
+    [minval, maxval). XLA computes ``floats * (maxval - minval) + minval`` as one fused
+    multiply-add (a single rounding); in float64 the product and sum are exact, so rounding
+    once to float32 gives the same bits.
+    """
+    count = np.arange(math.prod(shape), dtype=np.uint64)
+    high, low = (count >> np.uint64(32)).astype(np.uint32), count.astype(np.uint32)
+    words = _threefry_2x32(np.uint32(key[0]), np.uint32(key[1]), high, low)
+    bits = (words[0] ^ words[1]).reshape(shape)
+    floats = ((bits >> np.uint32(9)) | np.uint32(0x3F800000)).view(np.float32) - np.float32(1)
+    low_end, high_end = np.float32(minval), np.float32(maxval)
+    scaled = floats.astype(np.float64) * np.float64(high_end - low_end) + np.float64(low_end)
+    return np.maximum(low_end, scaled.astype(np.float32))
+
+
+def _threefry_2x32(key_1, key_2, x_1, x_2) -> tuple:
+    """The Threefry-2x32 block cipher (Salmon et al., 2011) with 20 rounds, as JAX's
+    ``threefry2x32`` primitive computes it: uint32 arithmetic, wrapping."""
+    u32 = np.uint32
+    keys = (key_1, key_2, key_1 ^ key_2 ^ u32(0x1BD11BDA))
+    rotations = ((13, 15, 26, 6), (17, 29, 16, 24))
+    x_1, x_2 = x_1 + keys[0], x_2 + keys[1]
+    for i in range(5):  # five groups of four rounds, a key injection after each group
+        for r in rotations[i % 2]:
+            x_1 = x_1 + x_2
+            x_2 = x_1 ^ ((x_2 << u32(r)) | (x_2 >> u32(32 - r)))
+        x_1, x_2 = x_1 + keys[(i + 1) % 3], x_2 + keys[(i + 2) % 3] + u32(i + 1)
+    return x_1, x_2
 
 
 BLOCK_BYTES = 16 << 20  # the inputs of one compiled call: a Fashion-MNIST epoch in 15 calls
