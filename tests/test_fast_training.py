@@ -13,6 +13,7 @@ from PIL import Image
 
 from conftest import run_denselab
 from denselab import epochs as compiled
+from denselab import fitting
 from denselab.backend import keras, set_seed
 from denselab.data import Dataset, load_dataset
 from denselab.epochs import CompiledEpochs, initial_weights, uniform
@@ -324,3 +325,28 @@ def test_a_config_that_cannot_train_is_refused_before_training(tmp_path, monkeyp
     with pytest.raises(DenselabError, match="could not be built"):
         train(line, out=tmp_path / "b", plots=False)
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_collector_pauses_only_until_the_first_epoch(tmp_path, monkeypatch, enabled):
+    """`denselab train` turns Python's garbage collector off while it starts (imports,
+    tracing), on again once the first epoch computes, and never turns on one that was off."""
+    import gc
+
+    from denselab.train import train_command
+
+    during = []
+    record = fitting._Recorder.record
+
+    def recorded(self, logs):
+        during.append(gc.isenabled())
+        record(self, logs)
+
+    monkeypatch.setattr(fitting._Recorder, "record", recorded)
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        train_command("line", out=tmp_path / "run", plots=False, epochs=2)
+        assert during == [enabled, enabled] and gc.isenabled() == enabled
+    finally:
+        (gc.enable if was else gc.disable)()

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import fileio, interrupts
-from .backend import compiled_training, prompt_switching
+from .backend import compiled_training, prompt_switching, resume_collector
 from .backend import keras as _keras
 from .data import Dataset
 from .epochs import BETA_1, BETA_2, EPSILON, CompiledEpochs, Recipe, State
@@ -169,6 +169,7 @@ def _fit_compiled(recipe, start, config, data, model, **options) -> tuple[Fitted
     with interrupts.stoppable(), prompt_switching():
         try:
             started = epochs.start_epoch() if options["initial_epoch"] < config.epochs else None
+            resume_collector()  # its pauses fall while the first epoch computes
             model.start()
             for epoch in range(options["initial_epoch"], config.epochs):
                 # the next epoch computes while this one is recorded; a stop drops it unfinished
@@ -195,6 +196,7 @@ def fit_keras(model, config, data, **options) -> Fitted:
     """Keras's own ``model.fit`` (on the TensorFlow backend, or a model that is not a plain
     chain of Dense layers), with a callback that records the history."""
     keras = _keras()
+    resume_collector()
     recorder = _Recorder(options["history"], options["on_epoch"], options["history_path"])
 
     class Tracker(keras.callbacks.Callback):

@@ -282,6 +282,16 @@ def train_command(
     ``options`` are :class:`TrainConfig` fields (None: the lesson's default). A resumed run
     keeps the settings in its run.json: any other setting given with it is refused.
     """
+    from .backend import pause_collector, resume_collector
+
+    pause_collector()  # until the first epoch computes
+    try:
+        return _train_command(dataset, resume_run, out, plots, layers, activations, force, options)
+    finally:
+        resume_collector()
+
+
+def _train_command(dataset, resume_run, out, plots, layers, activations, force, options) -> dict:
     from .backend import jax, keras, while_importing
 
     if resume_run:
