@@ -16,8 +16,16 @@ from denselab import epochs as compiled
 from denselab import fitting
 from denselab.backend import keras, set_seed
 from denselab.data import Dataset, load_dataset
-from denselab.epochs import CompiledEpochs, initial_weights, uniform
-from denselab.fitting import fit_keras, is_dense_chain, put_state, recipe_for, state_of
+from denselab.epochs import CompiledEpochs, State, initial_weights, uniform
+from denselab.fitting import (
+    KerasModel,
+    fit_from,
+    fit_keras,
+    is_dense_chain,
+    put_state,
+    recipe_for,
+    state_of,
+)
 from denselab.model import build_model, dense_network
 from denselab.plots import WEIGHT_CMAP, _weights_figure, plot_first_layer_weights, weight_tiles
 from denselab.raster import colourize, nice_ticks
@@ -161,6 +169,38 @@ def test_fit_stops_cleanly_before_its_first_epoch_ends(digits, monkeypatch):
 
     done = fit(model, config, digits, initial_epoch=config.epochs)
     assert done.history == {} and not done.interrupted and not done.diverged_at
+
+
+@pytest.mark.parametrize("lead,epochs,when", [(0.0, 3, 3), (1e9, 3, 1), (0.0, 1, 0)])
+def test_keras_builds_the_model_during_the_last_epochs(digits, monkeypatch, lead, epochs, when):
+    """The model starts building once the epochs left would take KERAS_LEAD_SECONDS (after
+    the last epoch, with none; after the first, with plenty; before a single epoch), and it
+    receives the trained weights either way."""
+    model, config = _model(digits, "mnist-5k")
+    config = dataclasses.replace(config, epochs=epochs)
+    recorded, started = [], []
+    original = KerasModel.start
+
+    def start(self):
+        if self._future is None:
+            started.append(len(recorded))
+        original(self)
+
+    monkeypatch.setattr(fitting, "KERAS_LEAD_SECONDS", lead)
+    monkeypatch.setattr(KerasModel, "start", start)
+    fitted = fit_from(
+        KerasModel(lambda: model),
+        State(model.get_weights()),
+        config,
+        digits,
+        x_train=None,
+        history=None,
+        initial_epoch=0,
+        on_epoch=lambda epoch, logs: recorded.append(epoch),
+        history_path=None,
+    )
+    assert started == [when] and len(fitted.history["loss"]) == epochs
+    assert int(model.optimizer.iterations.numpy()) == epochs * 32  # 31 batches of 32, one of 8
 
 
 def test_a_model_compiled_otherwise_trains_with_keras_fit(digits):
@@ -309,8 +349,9 @@ def test_keras_backend_tensorflow_trains_with_keras_own_fit(tmp_path):
 
 
 def test_a_config_that_cannot_train_is_refused_before_training(tmp_path, monkeypatch):
-    """A seed whose layers' seeds overflow 32 bits, or a Keras model that cannot be built,
-    is said at once, not after the epochs."""
+    """A seed whose layers' seeds overflow 32 bits is refused before training; a Keras model
+    that cannot be built (it builds during the last epochs) stops the run with its error, and
+    nothing is saved."""
     from denselab.errors import DenselabError
     from denselab.runs import TrainConfig
 

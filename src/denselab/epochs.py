@@ -8,12 +8,12 @@ and the running means Keras's metrics keep. One compiled call runs a block of st
 
 Why not ``model.fit``: Keras must be imported (~0.5 s after JAX) and its layers traced
 (~0.4 s) before the first step, and ``fit`` calls its compiled step once per batch from
-Python. This loop needs only JAX, so ``denselab train`` starts training while Keras imports on
-another thread, and the weights go into the Keras model at the end (:mod:`denselab.fitting`
-carries them). It imports neither Keras nor TensorFlow. Nothing here is a new
-method, and ``tests/test_fast_training.py`` holds it to Keras: in Keras's layout
-(``transposed=False``) it computes what ``fit`` computes, the same float32 weights and Adam
-moments bit for bit, and a changed constant would show.
+Python. This loop needs only JAX, so ``denselab train`` starts training before Keras is
+imported (Keras imports on another thread during the last epochs), and the weights go into
+the Keras model at the end (:mod:`denselab.fitting` carries them). It imports neither Keras
+nor TensorFlow. Nothing here is a new method, and ``tests/test_fast_training.py`` holds it to
+Keras: in Keras's layout (``transposed=False``) it computes what ``fit`` computes, the same
+float32 weights and Adam moments bit for bit, and a changed constant would show.
 
 Layout: each weight (in ``get_weights()`` order) and each of Adam's moments travels as a 1-D
 float32 vector; the layers read reshaped views. XLA vectorizes an elementwise update along

@@ -43,13 +43,14 @@ class Fitted:
 
 
 class KerasModel:
-    """A run's compiled Keras model, built on another thread once training has started.
+    """A run's compiled Keras model, built on another thread while training runs.
 
     ``import keras`` takes about 0.5 s after JAX, and building and compiling the model 0.1 s;
     the compiled training loop (:mod:`denselab.epochs`) needs neither, so they happen while the
-    first epochs compute, and :meth:`get` waits for the model only when the weights go into it.
+    last epochs compute (see :data:`KERAS_LEAD_SECONDS`), and :meth:`get` waits for the model
+    only when the weights go into it.
     The thread runs at a lower priority (nice 10, on Linux), so the training's own work on the
-    second core (gathering the next batches) comes first: at nice 0 the first ten epochs ran
+    second core (gathering the next batches) comes first: at nice 0 the epochs beside it ran
     about 1.5x slower, at nice 10 about 1.25x. (At nice 19 they ran faster still, but a
     thread that holds the interpreter and barely gets a core would stall the training on a
     busy machine.)
@@ -152,10 +153,20 @@ def fit_from(model: KerasModel, start: State | None, config, data, **options) ->
     return fitted
 
 
+# When the Keras model starts building on its thread: once the epochs left would take about
+# this long. Importing Keras and building the model take about 0.5 s of the second core, yet
+# the epochs computing beside them ran about a quarter slower on the 2-core machine measured
+# (so did they beside a Python busy-loop in another process: its two virtual cores share the
+# hardware beneath). So the first epochs, in which a learner watches the accuracy climb, run
+# alone, and the model is ready shortly after the training ends.
+KERAS_LEAD_SECONDS = 0.5
+
+
 def _fit_compiled(recipe, start, config, data, model, **options) -> tuple[Fitted, State]:
     """The epochs, run by :class:`~denselab.epochs.CompiledEpochs`; the fit and the state at
-    the last good epoch. ``model`` (a :class:`KerasModel`) starts building once the first
-    epoch computes; if that fails, training stops with its error at the next epoch's end."""
+    the last good epoch. ``model`` (a :class:`KerasModel`) starts building when the epochs
+    left would take :data:`KERAS_LEAD_SECONDS` (at once, for a single epoch); if that fails,
+    training stops with its error at the next epoch's end."""
     epochs = CompiledEpochs(
         recipe,
         start,
@@ -170,11 +181,14 @@ def _fit_compiled(recipe, start, config, data, model, **options) -> tuple[Fitted
         try:
             started = epochs.start_epoch() if options["initial_epoch"] < config.epochs else None
             resume_collector()  # its pauses fall while the first epoch computes
-            model.start()
+            if config.epochs - options["initial_epoch"] <= 1:
+                model.start()
+            clock = time.perf_counter()
             for epoch in range(options["initial_epoch"], config.epochs):
                 # the next epoch computes while this one is recorded; a stop drops it unfinished
                 upcoming = epochs.start_epoch(after=started) if epoch + 1 < config.epochs else None
                 logs, state = epochs.finish_epoch(started)
+                epoch_seconds, clock = time.perf_counter() - clock, time.perf_counter()
                 interrupts.check()  # a Ctrl-C that a library caught on its way up
                 model.raise_if_failed()
                 if not np.isfinite(logs["loss"]):
@@ -182,6 +196,8 @@ def _fit_compiled(recipe, start, config, data, model, **options) -> tuple[Fitted
                     break
                 last_good = state
                 recorder.record(logs)
+                if (config.epochs - epoch - 1) * epoch_seconds <= KERAS_LEAD_SECONDS:
+                    model.start()  # Keras builds during the last half second of training
                 started = upcoming
             else:
                 fitted.predictions = (

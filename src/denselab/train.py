@@ -3,7 +3,8 @@
 :func:`train` builds the network a :class:`TrainConfig` describes and fits it; :func:`resume`
 continues an interrupted run. Both use :func:`fit` (:mod:`denselab.fitting`), the one training
 loop (the search's trials too). On the JAX backend a new run starts training from the weights
-Keras would draw while Keras itself imports on another thread (:class:`KerasModel`). The run
+Keras would draw, before Keras is imported; Keras imports on another thread during the last
+epochs (:class:`KerasModel`) and receives the trained weights. The run
 folder itself is :mod:`denselab.runs`.
 """
 
