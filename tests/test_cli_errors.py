@@ -59,3 +59,17 @@ def test_help_explains_the_commands():
     assert result.returncode == 0
     for command in ("tour", "neuron", "train", "explain", "deploy"):
         assert command in result.stdout
+
+
+def test_version_is_looked_up_only_when_asked():
+    """``--version`` prints the installed version; other commands never import the
+    package-metadata machinery it needs (0.03 s on every command's clock)."""
+    import subprocess
+    import sys
+    from importlib.metadata import version
+
+    result = run_denselab("--version")
+    assert (result.returncode, result.stdout) == (0, f"denselab {version('denselab')}\n")
+    code = "import sys; from denselab.cli import _parser; _parser(); print(sorted(sys.modules))"
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "'denselab.cli'" in imported.stdout and "importlib.metadata" not in imported.stdout
