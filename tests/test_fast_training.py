@@ -60,7 +60,8 @@ def _model(data, name, **options):
 def _keras_and_compiled(data, name, transposed=False, **options):
     """Two epochs of Keras's ``fit`` and two of :class:`CompiledEpochs` (queued before the
     first is finished, as training does) from the same model: both models, and the logs.
-    ``transposed=False``: the compiled loop in Keras's layout, where it is bit-exact."""
+    ``transposed=False``: the compiled loop in Keras's layout, where it is bit-exact. The
+    loop takes the inputs as bytes when the dataset has them (``data.pixels``)."""
     reference, config = _model(data, name, **options)
     ours, _ = _model(data, name, **options)
     history = reference.fit(
@@ -75,8 +76,9 @@ def _keras_and_compiled(data, name, transposed=False, **options):
     classify = data.task == "classification"
     recipe = recipe_for(config, int(np.prod(data.input_shape)), len(data.x_train), classify)
     validation = (data.x_test, data.y_test)
+    pixels = data.pixels_of(data.x_train)
     epochs = CompiledEpochs(
-        recipe, state_of(ours), data.x_train, data.y_train, validation, 32, transposed
+        recipe, state_of(ours), data.x_train, data.y_train, validation, 32, transposed, pixels
     )
     first = epochs.start_epoch()
     second = epochs.start_epoch(after=first)
@@ -124,6 +126,29 @@ def test_compiled_epochs_compute_what_keras_computes_for_a_regression(curve, mon
     assert _same_numbers(ours, reference)
     for key in ("loss", "mae", "val_loss", "val_mae"):
         assert logs[key] == pytest.approx(history[key][-1], rel=1e-6)
+
+
+def test_inputs_as_bytes_train_exactly_as_keras_fit(monkeypatch):
+    """mnist-5k's images travel to the compiled loop as bytes and are looked up as the floats
+    Keras is given: still bit-exact (4,000 images: a whole number of batches)."""
+    keras()
+    monkeypatch.setattr(np.random, "permutation", np.arange)
+    data = load_dataset("mnist-5k")
+    pixels = data.pixels
+    assert pixels.codes.dtype == np.uint8 and data.pixels_of(data.x_train) is pixels
+    np.testing.assert_array_equal(pixels.values[pixels.codes], data.x_train)
+    reference, ours, _, _ = _keras_and_compiled(data, "mnist-5k")
+    assert _same_numbers(ours, reference)
+
+
+def test_bytes_left_behind_by_a_replaced_x_train_are_not_used(digits):
+    """Negative control: the digits fixture replaced x_train with its first 1,000 rows, so
+    its pixels no longer match; nor do they match other inputs of the same length."""
+    assert digits.pixels is not None and digits.pixels_of(digits.x_train) is None
+    data = load_dataset("mnist-5k")
+    assert data.pixels_of(data.x_train.copy()) is None  # not the dataset's own inputs
+    data.x_train = data.x_train[::-1]
+    assert data.pixels_of(data.x_train) is None  # same length, other rows
 
 
 @pytest.mark.parametrize("constant,value", [("EPSILON", 1e-8), ("BETA_2", 0.99)])

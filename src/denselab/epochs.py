@@ -154,7 +154,9 @@ class CompiledEpochs:
     with ``np.random.permutation``, the test split scored after each epoch as one batch).
 
     x_train : (n_samples, n_inputs) float32; y_train : labels (n_samples,) or targets;
-    ``transposed`` the kernels' layout (see the module's notes; False: Keras's, bit-exact).
+    ``transposed`` the kernels' layout (see the module's notes; False: Keras's, bit-exact);
+    ``pixels`` x_train as bytes (:class:`denselab.data.Pixels`), when it is images of bytes:
+    the blocks are then a quarter of the size, and an epoch of the lesson about 12% shorter.
 
     Each compiled call trains on a block of shuffled rows (up to :data:`BLOCK_BYTES` of
     inputs), which Python gathers on the other core while the call before it computes.
@@ -162,11 +164,18 @@ class CompiledEpochs:
     left Python nothing to do but made each epoch about 15% slower.)
     """
 
-    def __init__(self, recipe, start, x_train, y_train, validation, batch_size, transposed=True):
+    def __init__(
+        self, recipe, start, x_train, y_train, validation, batch_size, transposed=True, pixels=None
+    ):
         import jax
 
         self.recipe, self.batch_size, self.transposed = recipe, batch_size, transposed
-        self._x = np.asarray(x_train, np.float32).reshape(len(x_train), -1)
+        if pixels is None:
+            self._x = np.asarray(x_train, np.float32).reshape(len(x_train), -1)
+            self._values = None
+        else:  # the blocks travel as bytes, and the program looks their values up
+            self._x = np.asarray(pixels.codes, np.uint8).reshape(len(pixels.codes), -1)
+            self._values = np.asarray(pixels.values, np.float32)
         self._y = np.asarray(y_train, np.int32 if recipe.classify else np.float32)
         x_val, y_val = validation
         self._x_val = jax.device_put(np.asarray(x_val, np.float32).reshape(len(x_val), -1))
@@ -192,7 +201,9 @@ class CompiledEpochs:
         metrics = np.zeros(4, np.float32)  # loss total, count; metric total, count
         order = np.random.permutation(len(self._x))
         for block in _blocks(order, self.batch_size, self.steps_per_call):
-            carried, metrics = self._train(carried, metrics, self._x[block], self._y[block])
+            carried, metrics = self._train(
+                carried, metrics, self._x[block], self._y[block], self._values
+            )
         scored = self._validate(carried[0], self._x_val, self._y_val)
         return metrics, scored, carried
 
@@ -214,9 +225,11 @@ class CompiledEpochs:
             state.momentums, state.velocities = [], []
         return logs, state
 
-    def _train_steps(self, carried, metrics, x, y):
+    def _train_steps(self, carried, metrics, x, y, values):
         """Keras's train step on each batch of ``x`` (steps, batch, n_inputs) in turn; the
-        state and the metrics' totals after the last."""
+        state and the metrics' totals after the last. With ``values``, ``x`` holds bytes and
+        ``values[x]`` the inputs (a lookup, not ``x / 255``: XLA's division on the CPU is not
+        always correctly rounded, and the inputs must be the very floats Keras is given)."""
         import jax
         import jax.numpy as jnp
 
@@ -229,6 +242,8 @@ class CompiledEpochs:
         def step(state, batch):
             (flat, iterations, momentum, velocity), totals = state
             x, y = batch
+            if values is not None:
+                x = values[x]
             (loss, outputs), gradient = jax.value_and_grad(loss_of, has_aux=True)(flat, x, y)
             updated = [
                 _update(recipe, *each, iterations)

@@ -174,6 +174,7 @@ def _fit_compiled(recipe, start, config, data, model, **options) -> tuple[Fitted
         data.y_train,
         (data.x_test, data.y_test),
         config.batch_size,
+        pixels=data.pixels_of(options["x_train"]),
     )
     recorder = _Recorder(options["history"], options["on_epoch"], options["history_path"])
     last_good, fitted = start, Fitted(recorder.history)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DenselabError
-from . import SPLIT_SEED, Dataset
+from . import SPLIT_SEED, Dataset, Pixels
 
 MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -137,9 +137,14 @@ def _digits() -> Dataset:
 
 
 def _images(name: str, arrays: dict, source: str, class_names: list[str]) -> Dataset:
-    def scale(x):  # the lesson's images / 255.0, in float32, in one pass
+    """Images of bytes (0-255) as the lesson scales them: ``images / 255.0``, in float32."""
+
+    def scale(x):  # in one pass
         return np.divide(x, np.float32(255.0), dtype=np.float32)
 
+    x_train = arrays["x_train"]
+    codes = x_train if x_train.dtype == np.uint8 else x_train.astype(np.uint8)
+    bytes_ = x_train.dtype == np.uint8 or np.array_equal(codes, x_train)  # mnist-5k: floats
     return Dataset(
         name,
         scale(arrays["x_train"]),
@@ -149,6 +154,7 @@ def _images(name: str, arrays: dict, source: str, class_names: list[str]) -> Dat
         "classification",
         source,
         class_names,
+        pixels=Pixels.scaled(codes, 255.0) if bytes_ else None,
     )
 
 
