@@ -182,7 +182,9 @@ class CompiledEpochs:
         self._y_val = jax.device_put(np.asarray(y_val, self._y.dtype))
         self.steps_per_call = max(1, BLOCK_BYTES // (batch_size * self._x.shape[1] * 4))
         self._shapes = [s[::-1] if transposed else s for s in recipe.shapes]  # as carried
-        self._start = _carried(start, recipe.shapes, recipe.optimizer, transposed)
+        # on the device already, as every call's results are: all calls pass the same kinds
+        self._start = jax.device_put(_carried(start, recipe.shapes, recipe.optimizer, transposed))
+        self._zeros = jax.device_put(np.zeros(4, np.float32))
         self.predictions = None  # the test split's outputs after the last finished epoch
         self._train = jax.jit(self._train_steps)
         self._validate = jax.jit(self._test_batch)
@@ -198,7 +200,7 @@ class CompiledEpochs:
         Python goes on); ``after`` is an epoch started before and not yet finished, to train on
         from its end. :meth:`finish_epoch` waits for the result."""
         carried = self._start if after is None else after[2]
-        metrics = np.zeros(4, np.float32)  # loss total, count; metric total, count
+        metrics = self._zeros  # loss total, count; metric total, count
         order = np.random.permutation(len(self._x))
         for block in _blocks(order, self.batch_size, self.steps_per_call):
             carried, metrics = self._train(
