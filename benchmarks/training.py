@@ -141,6 +141,18 @@ def _section(dataset, epochs, repeats, course_runs, ours, ours_bare) -> dict:
         + ".",
         f"denselab's first epoch ends {first_epoch:.2f} s after its process starts; each "
         f"further epoch takes {per_epoch * 1000:.0f} ms (medians).",
+        "Each repeat, the course with `verbose=0` (its final accuracy: its time to it) and "
+        "denselab (its final accuracy: its time to the course's): "
+        + "; ".join(
+            f"{c['val']:.4f}: {c['reach']:.1f} s vs {o['history']['val_accuracy'][-1]:.4f}: "
+            + (
+                f"{o['reach verbose=0']:.2f} s"
+                if o["reach verbose=0"] != float("inf")
+                else "not reached"
+            )
+            for c, o in zip(quiet, ours, strict=True)
+        )
+        + ".",
     ]
     columns = [
         f"{dataset}, whole processes",
