@@ -196,11 +196,11 @@ def test_fit_stops_cleanly_before_its_first_epoch_ends(digits, monkeypatch):
     assert done.history == {} and not done.interrupted and not done.diverged_at
 
 
-@pytest.mark.parametrize("lead,epochs,when", [(0.0, 3, 3), (1e9, 3, 1), (0.0, 1, 0)])
+@pytest.mark.parametrize("lead,epochs,when", [(0.0, 4, 3), (1e9, 4, 1), (0.0, 1, 0)])
 def test_keras_builds_the_model_during_the_last_epochs(digits, monkeypatch, lead, epochs, when):
-    """The model starts building once the epochs left would take KERAS_LEAD_SECONDS (after
-    the last epoch, with none; after the first, with plenty; before a single epoch), and it
-    receives the trained weights either way."""
+    """The model starts building once the epochs left would take KERAS_LEAD_SECONDS, or one
+    epoch is left (with no lead: after the third of four epochs; with plenty: after the
+    first; before a single epoch), and it receives the trained weights either way."""
     model, config = _model(digits, "mnist-5k")
     config = dataclasses.replace(config, epochs=epochs)
     recorded, started = [], []
@@ -277,6 +277,22 @@ def test_the_numpy_draw_is_jax_random_uniform_bit_for_bit(shape, seed):
     theirs = np.asarray(jax.random.uniform(key, shape, "float32", -limit, limit))
     ours = uniform((seed, 0), shape, -limit, limit)
     np.testing.assert_array_equal(ours.view(np.uint32), theirs.view(np.uint32))
+
+
+def test_with_jax_older_counters_jax_draws_the_weights(monkeypatch):
+    """With ``jax_threefry_partitionable`` off, JAX's counters differ: the draw is then left
+    to JAX (the NumPy draw, forced, would differ: the negative control)."""
+    import jax
+
+    key, shape = np.array([3, 0], np.uint32), (20, 10)
+    jax.config.update("jax_threefry_partitionable", False)
+    try:
+        theirs = np.asarray(jax.random.uniform(key, shape, "float32", -1.0, 1.0))
+        np.testing.assert_array_equal(uniform((3, 0), shape, -1.0, 1.0), theirs)
+        monkeypatch.setattr(compiled, "_partitionable", lambda: True)
+        assert not np.array_equal(uniform((3, 0), shape, -1.0, 1.0), theirs)
+    finally:
+        jax.config.update("jax_threefry_partitionable", True)
 
 
 def test_the_draw_rounds_once_as_xla_does():
@@ -373,7 +389,7 @@ def test_keras_backend_tensorflow_trains_with_keras_own_fit(tmp_path):
     assert json.loads(result.stdout)["val_accuracy"] == pytest.approx(history["val_accuracy"][-1])
 
 
-def test_a_config_that_cannot_train_is_refused_before_training(tmp_path, monkeypatch):
+def test_a_config_that_cannot_train_is_refused_and_nothing_is_saved(tmp_path, monkeypatch):
     """A seed whose layers' seeds overflow 32 bits is refused before training; a Keras model
     that cannot be built (it builds during the last epochs) stops the run with its error, and
     nothing is saved."""
@@ -393,26 +409,38 @@ def test_a_config_that_cannot_train_is_refused_before_training(tmp_path, monkeyp
     assert not (tmp_path / "b").exists()
 
 
-@pytest.mark.parametrize("enabled", [True, False])
-def test_the_collector_pauses_only_until_the_first_epoch(tmp_path, monkeypatch, enabled):
-    """`denselab train` turns Python's garbage collector off while it starts (imports,
-    tracing), on again once the first epoch computes, and never turns on one that was off."""
+@pytest.mark.parametrize("command,enabled", [(True, True), (True, False), (False, True)])
+def test_the_collector_pauses_only_until_the_first_epoch(tmp_path, monkeypatch, command, enabled):
+    """In a command's own process, `denselab train` turns Python's garbage collector off while
+    it starts (dataset, imports, tracing) and on once the first epoch computes, freezing what
+    start-up made; it never turns on one that was off, and called from Python code (a
+    notebook, this test) it leaves the collector alone."""
     import gc
 
+    from denselab import backend
     from denselab.train import train_command
 
-    during = []
-    record = fitting._Recorder.record
+    starting, recording = [], []
+    load, record = sys.modules["denselab.train"].load_dataset, fitting._Recorder.record
+
+    def loaded(*args, **kwargs):
+        starting.append(gc.isenabled())
+        return load(*args, **kwargs)
 
     def recorded(self, logs):
-        during.append(gc.isenabled())
+        recording.append(gc.isenabled())
         record(self, logs)
 
+    monkeypatch.setattr(sys.modules["denselab.train"], "load_dataset", loaded)
     monkeypatch.setattr(fitting._Recorder, "record", recorded)
-    was = gc.isenabled()
+    monkeypatch.setattr(backend, "_command_process", command)
+    was, frozen = gc.isenabled(), gc.get_freeze_count()
     (gc.enable if enabled else gc.disable)()
     try:
         train_command("line", out=tmp_path / "run", plots=False, epochs=2)
-        assert during == [enabled, enabled] and gc.isenabled() == enabled
+        paused = command and enabled
+        assert starting == [enabled and not paused] and recording == [enabled, enabled]
+        assert gc.isenabled() == enabled and (gc.get_freeze_count() > frozen) == paused
     finally:
+        gc.unfreeze()
         (gc.enable if was else gc.disable)()

@@ -104,10 +104,19 @@ def prompt_switching(seconds: float = 0.0005):
 
 
 _paused = False  # whether pause_collector() turned the collector off
+_command_process = False  # whether this process is a denselab command (cli.main())
+
+
+def command_process() -> None:
+    """Declare this process a denselab command's own (``denselab ...``), not Python code
+    that calls denselab (a notebook, a test): :func:`pause_collector` acts only then."""
+    global _command_process
+    _command_process = True
 
 
 def pause_collector() -> None:
-    """Turn Python's cyclic garbage collector off until :func:`resume_collector`.
+    """In a command's own process, turn Python's cyclic garbage collector off until
+    :func:`resume_collector` (elsewhere, nothing: a notebook's collector is its own).
 
     Starting to train (importing JAX, tracing the training program) makes some 100,000
     objects in a burst, and the collector ran over them again and again: about 0.07 s of the
@@ -117,7 +126,7 @@ def pause_collector() -> None:
     epoch. (Cyclic garbage left from start-up stays uncollected: a one-off, not a leak.)
     """
     global _paused
-    if gc.isenabled():
+    if _command_process and gc.isenabled():
         gc.disable()
         _paused = True
 

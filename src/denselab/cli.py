@@ -182,8 +182,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    status = _main(argv)
     if argv is None:  # this process is the command itself, not a call from Python code
+        from .backend import command_process
+
+        command_process()
+    status = _main(argv)
+    if argv is None:
         _leave(status)
     return status
 

@@ -29,6 +29,8 @@ weights agree with Keras's to float32 rounding (tested) rather than bit for bit.
 from __future__ import annotations
 
 import math
+import os
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -118,9 +120,16 @@ def uniform(key: tuple[int, int], shape: tuple[int, ...], minval: float, maxval:
     32-bit words, high and low) under the key, the two output words XOR-ed. Their top 23 bits
     become the mantissa of a float in [1, 2); minus 1 it is in [0, 1), then scaled to
     [minval, maxval). XLA computes ``floats * (maxval - minval) + minval`` as one fused
-    multiply-add (a single rounding); in float64 the product and sum are exact, so rounding
-    once to float32 gives the same bits.
+    multiply-add (a single rounding) on CPUs that have one, as every x86-64 since 2013 and
+    every 64-bit Arm do; in float64 the product and sum are exact, so rounding once to
+    float32 gives the same bits. Where JAX is set to its older counter layout
+    (``jax_threefry_partitionable`` off), JAX draws instead.
     """
+    if not _partitionable():
+        import jax
+
+        drawn = jax.random.uniform(np.array(key, np.uint32), shape, "float32", minval, maxval)
+        return np.asarray(drawn)
     count = np.arange(math.prod(shape), dtype=np.uint64)
     high, low = (count >> np.uint64(32)).astype(np.uint32), count.astype(np.uint32)
     words = _threefry_2x32(np.uint32(key[0]), np.uint32(key[1]), high, low)
@@ -129,6 +138,15 @@ def uniform(key: tuple[int, int], shape: tuple[int, ...], minval: float, maxval:
     low_end, high_end = np.float32(minval), np.float32(maxval)
     scaled = floats.astype(np.float64) * np.float64(high_end - low_end) + np.float64(low_end)
     return np.maximum(low_end, scaled.astype(np.float32))
+
+
+def _partitionable() -> bool:
+    """Whether JAX draws random bits with its partitionable counters (its default since 0.5;
+    ``JAX_THREEFRY_PARTITIONABLE=0`` or the config flag turns it off)."""
+    jax = sys.modules.get("jax")
+    if jax is not None:
+        return bool(jax.config.jax_threefry_partitionable)
+    return os.environ.get("JAX_THREEFRY_PARTITIONABLE", "1").lower() not in ("0", "false")
 
 
 def _threefry_2x32(key_1, key_2, x_1, x_2) -> tuple:
@@ -146,7 +164,7 @@ def _threefry_2x32(key_1, key_2, x_1, x_2) -> tuple:
     return x_1, x_2
 
 
-BLOCK_BYTES = 16 << 20  # the inputs of one compiled call: a Fashion-MNIST epoch in 15 calls
+BLOCK_BYTES = 16 << 20  # one compiled call's inputs as float32 (a quarter as bytes): 15 an epoch
 
 
 class CompiledEpochs:

@@ -165,8 +165,9 @@ KERAS_LEAD_SECONDS = 0.5
 def _fit_compiled(recipe, start, config, data, model, **options) -> tuple[Fitted, State]:
     """The epochs, run by :class:`~denselab.epochs.CompiledEpochs`; the fit and the state at
     the last good epoch. ``model`` (a :class:`KerasModel`) starts building when the epochs
-    left would take :data:`KERAS_LEAD_SECONDS` (at once, for a single epoch); if that fails,
-    training stops with its error at the next epoch's end."""
+    left would take :data:`KERAS_LEAD_SECONDS`, or one epoch is left (at once, for a single
+    epoch); if the build fails, its error stops the training at the next epoch's end, or
+    after the last."""
     epochs = CompiledEpochs(
         recipe,
         start,
@@ -197,8 +198,9 @@ def _fit_compiled(recipe, start, config, data, model, **options) -> tuple[Fitted
                     break
                 last_good = state
                 recorder.record(logs)
-                if (config.epochs - epoch - 1) * epoch_seconds <= KERAS_LEAD_SECONDS:
-                    model.start()  # Keras builds during the last half second of training
+                left = config.epochs - epoch - 1
+                if left <= 1 or left * epoch_seconds <= KERAS_LEAD_SECONDS:
+                    model.start()  # Keras builds during the last half second (or epoch)
                 started = upcoming
             else:
                 fitted.predictions = (

@@ -79,7 +79,7 @@ def train(
         set_seed(config.seed)
         model = KerasModel.ready(_built_model(config, data))
         return _fit_and_save(model, None, config, data, folder, {}, 0, plots=plots, force=force)
-    # Training starts from the weights Keras would draw, while Keras imports on another thread.
+    # Training starts from the weights Keras would draw; Keras imports on another thread, late.
     seed_numpy(config.seed)
     start = State(initial_weights(n_inputs(data), config.units, config.seed))
     model = KerasModel(_built_model, config, data, plots)
