@@ -379,7 +379,8 @@ def _state(carried: tuple, shapes: list[tuple], transposed: bool) -> State:
     weights, iterations, momentums, velocities = carried
 
     def as_keras(values):
-        arrays = [np.asarray(v) for v in _shaped(values, shapes)]
+        arrays = _shaped([np.asarray(v) for v in values], shapes)  # NumPy's reshape, not a
+        # JAX program compiled (~20 ms each) while the first epoch's result waits to be shown
         return [np.ascontiguousarray(a.T) for a in arrays] if transposed else arrays
 
     return State(as_keras(weights), int(iterations), as_keras(momentums), as_keras(velocities))
