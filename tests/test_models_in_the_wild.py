@@ -835,3 +835,103 @@ def test_an_h5_refusal_is_one_line_and_loading_an_h5_never_imports_tensorflow(co
     assert out == ""
     assert loads.returncode == 0, loads.stderr
     assert loads.stdout.strip() == "False"
+
+
+# --- what a layer does to the order or scale of inputs must not be lost ---------------------
+
+
+def _channels_first_h5(folder: Path, channels: int) -> Path:
+    """A Keras 2 file of a Theano-era model: ``Flatten(data_format="channels_first")`` on
+    (channels, 3, 3) images, then Dense(4)."""
+    rng = np.random.default_rng(channels)
+    weights = {"dense_1": _dense_weights(rng, "dense_1", channels * 9, 4)}
+    flatten = _layer(
+        "Flatten",
+        "flatten_1",
+        batch_input_shape=[None, channels, 3, 3],
+        data_format="channels_first",
+    )
+    config = {
+        "class_name": "Sequential",
+        "config": {"name": "sequential_1", "layers": [flatten, _dense("dense_1", 4, "linear")]},
+    }
+    return write_keras2_h5(folder / f"cf{channels}.h5", config, weights, "2.2.4")
+
+
+def test_a_channels_first_flatten_that_reorders_the_inputs_is_refused(tmp_path, capsys):
+    """Keras moves the channels last before flattening; read as the array's order, the first
+    kernel's rows would meet the wrong inputs and every answer would be wrong, unnoticed."""
+    from denselab.backend import keras as _keras
+    from denselab.cli import main
+
+    keras = _keras()
+    model = keras.Sequential(
+        [
+            keras.Input((2, 3, 3)),
+            keras.layers.Flatten(data_format="channels_first"),
+            keras.layers.Dense(4),
+        ]
+    )
+    model.save(tmp_path / "cf.keras")
+    for path in (tmp_path / "cf.keras", _channels_first_h5(tmp_path, 2)):
+        capsys.readouterr()
+        assert main(["inspect", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert "flattens channels first" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_channels_first_flatten_of_one_channel_keeps_the_order(tmp_path, cli):
+    """Control: with one channel, moving it last changes nothing, and the file is read."""
+    path = _channels_first_h5(tmp_path, 1)
+    x = np.random.default_rng(5).uniform(size=(1, 3, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    why = cli("explain", path, "--input", tmp_path / "x.npy", "--json")
+    with h5py.File(path) as file:
+        kernel = np.asarray(file["model_weights/dense_1/dense_1/kernel:0"])
+        bias = np.asarray(file["model_weights/dense_1/dense_1/bias:0"])
+    assert why["agrees"]
+    assert np.allclose(why["hand_prediction"], x.reshape(-1) @ kernel + bias, atol=1e-5)
+
+
+def test_explain_fails_when_its_hand_computation_is_not_the_models(tmp_path, cli, monkeypatch):
+    """The check can fail: a network read with its inputs in another order (as a lost
+    channels-first Flatten would read it) exits 1 and says so; the true one exits 0."""
+    import denselab.model as model_room
+    from denselab.backend import keras as _keras
+
+    keras = _keras()
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="softmax")])
+    model.save(tmp_path / "m.keras")
+    np.save(tmp_path / "x.npy", np.linspace(0, 1, 6, dtype=np.float32))
+    args = ("explain", tmp_path / "m.keras", "--input", tmp_path / "x.npy")
+    assert cli(*args, "--json")["agrees"]
+    read = model_room.dense_network
+
+    def misread(model):
+        network = read(model)
+        network.layers[0].kernel = network.layers[0].kernel[::-1].copy()
+        return network
+
+    monkeypatch.setattr(model_room, "dense_network", misread)
+    result = cli(*args, "--json", status=1)
+    assert not result["agrees"] and result["max_rel_diff"] > result["tolerance"]
+    assert "check failed" in cli(*args, status=1)
+
+
+def test_a_layer_without_bias_counts_and_says_so(tmp_path, cli):
+    from denselab.backend import keras as _keras
+
+    keras = _keras()
+    model = keras.Sequential(
+        [
+            keras.Input((5,)),
+            keras.layers.Dense(8, use_bias=False, activation="relu"),
+            keras.layers.Dense(3, use_bias=False, activation="softmax"),
+        ]
+    )
+    model.save(tmp_path / "nb.keras")
+    result = cli("inspect", tmp_path / "nb.keras", "--json")
+    assert result["params"] == model.count_params() == 64
+    assert [r["bias_size"] for r in result["layers"]] == [0, 0]
+    shown = cli("inspect", tmp_path / "nb.keras")
+    assert "use_bias=False" in shown and "one bias per neuron" not in shown

@@ -47,6 +47,25 @@ def test_several_targets_train_deploy_and_verify(two_targets, cli):
     assert verified["dataset"] == "flows" and verified["c_vs_tflm_differing_samples"] == 0
 
 
+def test_several_targets_are_explained_and_the_deployed_folder_finds_its_file(two_targets, cli):
+    run, fw = two_targets / "run", two_targets / "fw"  # from the test above
+    y_test = np.load(two_targets / "flows.npz")["y_test"]
+    why = cli("explain", run, "--index", "3", "--json")
+    assert why["label"] == pytest.approx(y_test[3].tolist()) and len(why["label"]) == 2
+    assert "predicted_class" not in why and why["agrees"]
+    predicted = cli("predict", run, "--index", "3", "--json")
+    assert predicted["output"] == pytest.approx(why["prediction"], rel=1e-6)
+    assert "predicted_class" not in predicted
+    assert "true [" in cli("predict", run, "--index", "3")  # the view shows several targets
+    # the folder remembers the file, not a built-in dataset named "flows" (there is none)
+    chip = cli("explain", fw, "--int8", "--index", "3", "--json")
+    assert chip["bit_exact"] and chip["label"] == pytest.approx(y_test[3].tolist())
+    np.save(two_targets / "one.npy", np.load(two_targets / "flows.npz")["x_test"][3])
+    alone = cli("explain", fw, "--int8", "--input", two_targets / "one.npy", "--json")
+    assert alone["output_int8"] == chip["output_int8"]
+    cli("explore", fw, "--out", two_targets / "page.html", "--json")
+
+
 def test_verify_refuses_a_changed_or_moved_data_file(two_targets, capsys):
     fw, data = two_targets / "fw", two_targets / "flows.npz"
     original = data.read_bytes()

@@ -229,7 +229,11 @@ def _main(argv: list[str] | None) -> int:
         where = f" ({error.filename})" if error.filename else ""
         _error_line(args.command, f"{error.strerror or error}{where}")
         return 2
-    status = 130 if isinstance(result, dict) and result.get("interrupted") else 0
+    status = 0
+    if isinstance(result, dict) and result.get("interrupted"):
+        status = 130
+    elif isinstance(result, dict) and result.get("agrees") is False:
+        status = 1  # explain: the hand computation is not the model's (a check failed)
     if args.json:
         from .fileio import to_json
 

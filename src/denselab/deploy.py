@@ -114,6 +114,13 @@ def _check_engine_limits(network) -> None:
             )
 
 
+def deployed_dataset(deployed: dict) -> str | None:
+    """The dataset a deploy folder's ``report.json`` was made with: the user's file, where
+    deploy recorded one (its name alone would be looked up among the built-in datasets), or
+    the built-in dataset's name."""
+    return deployed.get("data_file") or deployed.get("dataset")
+
+
 def dataset_file(dataset: Dataset) -> dict:
     """For a dataset read from the user's file: its absolute path and sha256, so ``verify``
     finds the same file (not a built-in dataset of the same name) and notices a change."""

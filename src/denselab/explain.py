@@ -114,6 +114,13 @@ class NeuronExplanation:
         return head + tail
 
 
+# How far the hand computation may be from ``model.predict``, relative to the largest output:
+# float32 rounding in another order of sums is ~1e-7 of it (more where large terms cancel),
+# a float16 layer's ~1e-3.
+AGREEMENT = 1e-3
+AGREEMENT_HALF = 2e-2
+
+
 @dataclass
 class Explanation:
     """A whole prediction by hand, and how far it is from Keras's."""
@@ -122,6 +129,7 @@ class Explanation:
     layers: list[list[NeuronExplanation]]
     prediction: np.ndarray  # by hand (the last layer's outputs)
     keras_prediction: np.ndarray
+    tolerance: float = AGREEMENT  # of max_rel_diff: float32's rounding, or float16's
 
     @property
     def max_abs_diff(self) -> float:
@@ -133,6 +141,13 @@ class Explanation:
         about 6e-8 of it, whether the output is 0.5 or 2,824,455.75."""
         scale = float(np.max(np.abs(self.keras_prediction)))
         return self.max_abs_diff / scale if scale > 0 else self.max_abs_diff
+
+    @property
+    def agrees(self) -> bool:
+        """Whether the hand computation is Keras's up to rounding: :attr:`max_rel_diff` within
+        :attr:`tolerance`. A layer read wrongly (inputs in another order, a step left out)
+        misses by far more."""
+        return bool(self.max_rel_diff <= self.tolerance)
 
     @property
     def output_neuron(self) -> NeuronExplanation:
@@ -166,7 +181,16 @@ def explain(network: DenseNetwork, model, x: np.ndarray) -> Explanation:
         a = out
     batch = x.reshape((1, *network.input_shape))
     keras_prediction = np.asarray(model.predict(batch, verbose=0))[0]
-    return Explanation(x.reshape(-1), layers, a, keras_prediction)
+    tolerance = AGREEMENT_HALF if _computes_in_16_bits(model) else AGREEMENT
+    return Explanation(x.reshape(-1), layers, a, keras_prediction, tolerance)
+
+
+def _computes_in_16_bits(model) -> bool:
+    """Whether a layer computes in float16 or bfloat16 (a ``mixed_float16`` policy)."""
+    return any(
+        str(getattr(layer, "compute_dtype", "float32")) in ("float16", "bfloat16")
+        for layer in getattr(model, "layers", [])
+    )
 
 
 def _neuron(
@@ -195,7 +219,8 @@ def layer_table(network: DenseNetwork) -> list[dict]:
             "kernel_shape": list(layer.kernel.shape),
             "bias_shape": list(layer.bias.shape),
             "kernel_size": int(layer.kernel.size),
-            "bias_size": int(layer.bias.size),
+            "bias_size": int(layer.bias.size) if layer.use_bias else 0,
+            "use_bias": layer.use_bias,
             "params": layer.n_params,
             "activation": layer.activation,
             "folded": list(layer.folded),
@@ -212,10 +237,15 @@ def indexing_words(network: DenseNetwork) -> str:
         if first.n_neurons > 1
         else f"get_weights()[0][0][0] is input x1's weight in neuron {neuron_name(1, 0)}"
     )
+    weights, bias = (
+        ("[kernel, bias]", " bias[j] is neuron j's bias.")
+        if first.use_bias
+        else ("[kernel] (use_bias=False: every bias is 0)", "")
+    )
     return (
-        "get_weights() is [kernel, bias]. kernel[i][j] is the weight from input i to neuron j "
+        f"get_weights() is {weights}. kernel[i][j] is the weight from input i to neuron j "
         f"(shape (n_inputs, n_neurons), here {tuple(first.kernel.shape)}): row i is one input, "
-        f"column j one neuron; {example}. bias[j] is neuron j's bias. Python counts from 0, "
+        f"column j one neuron; {example}.{bias} Python counts from 0, "
         "the names from 1: column j is neuron N<layer>_<j+1>."
     )
 
@@ -302,6 +332,8 @@ def explain_sample(
         "hand_prediction": why.prediction.tolist(),
         "max_abs_diff": why.max_abs_diff,
         "max_rel_diff": why.max_rel_diff,
+        "agrees": why.agrees,
+        "tolerance": why.tolerance,
         "layers": [
             [
                 {
@@ -327,7 +359,7 @@ def explain_sample(
             for x in network.layers
         ],
     }
-    predicted = predicted_class(network, why.prediction)
+    predicted = None if isinstance(label, list) else predicted_class(network, why.prediction)
     if predicted is not None:
         result["predicted_class"] = predicted
     return result
@@ -348,8 +380,8 @@ def predict_sample(
     x, label, source = choose_input(model_or_run, network, data, index, input_path, steps)
     output = np.asarray(model.predict(x[None], verbose=0))[0]
     result = {"source": source, "label": label, "output": output.tolist()}
-    predicted = predicted_class(network, output)
-    if predicted is not None:
+    predicted = None if isinstance(label, list) else predicted_class(network, output)
+    if predicted is not None:  # (a list of labels: several regression targets, no class)
         result["predicted_class"] = predicted
     if input_path is None:
         result["dataset"] = source.split(" test sample ")[0]
@@ -394,7 +426,7 @@ def choose_input(model_or_run, network: DenseNetwork, data, index, input_path, s
     dataset = resolve(model_or_run, data, required=True).dataset
     index = 0 if index is None else index
     x, label = test_sample(dataset, index, network.input_shape)
-    label = label.item() if hasattr(label, "item") else label
+    label = np.asarray(label).tolist()  # a class, a target, or several targets
     return x, label, f"{dataset.name} test sample {index}"
 
 

@@ -38,7 +38,7 @@ def explain_int8(
     from .int8.tflm import tflm_invoke
     from .model import dense_network, load_model
 
-    int8_tflite, model_path, data = _int8_model(Path(model_or_folder), data)
+    int8_tflite, model_path, data = _int8_model(Path(model_or_folder), data, input_path is None)
     quantized = read_int8_tflite(int8_tflite)
     network = dense_network(load_model(model_path)) if model_path is not None else None
     if network is None:
@@ -85,8 +85,10 @@ def explain_int8(
     return result
 
 
-def _int8_model(path: Path, data):
-    """(int8 .tflite bytes, float model path or None, dataset) for a deploy folder or a model."""
+def _int8_model(path: Path, data, needs_data: bool = True):
+    """(int8 .tflite bytes, float model path or None, dataset) for a deploy folder or a model;
+    a deploy folder's own dataset only when ``needs_data`` (no input file was given)."""
+    from .deploy import deployed_dataset
     from .runs import resolve
 
     if path.is_dir() and (path / "report.json").is_file():
@@ -96,7 +98,8 @@ def _int8_model(path: Path, data):
             int8_tflite = (path / f"{name}_int8.tflite").read_bytes()
         except (OSError, ValueError, KeyError, TypeError):
             raise DenselabError(f"{path} is not a folder written by `denselab deploy`") from None
-        dataset = resolve(model if model.exists() else path, data or deployed.get("dataset"))
+        wanted = data or (deployed_dataset(deployed) if needs_data else None)
+        dataset = resolve(model if model.exists() else path, wanted)
         return int8_tflite, model if model.exists() else None, dataset.dataset
     from .int8.convert import calibration_samples, to_tflite
     from .model import dense_network, load_model

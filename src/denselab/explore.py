@@ -72,6 +72,7 @@ def write_explorer(
     ``out`` is refused when it is the model itself, not a regular file, or a file denselab
     did not write (unless ``force``); the page is added to its folder's manifest, if any.
     """
+    from .deploy import deployed_dataset
     from .runs import check_fits, read_history, resolve
 
     deploy_folder = find_deploy_folder(Path(model_path_or_run))
@@ -80,7 +81,7 @@ def write_explorer(
         deployed = fileio.read_json(deploy_folder / "report.json")
         if Path(model_path_or_run).resolve() == deploy_folder.resolve():
             model_path_or_run = deployed["model"]  # a deploy folder: its float model
-            data = data or deployed.get("dataset")
+            data = data or deployed_dataset(deployed)
             page_folder = deploy_folder  # the page sits in the folder named
     resolved = resolve(model_path_or_run, data)
     folder = resolved.folder

@@ -42,10 +42,14 @@ def inspect(result: dict) -> None:
     )
     for number, r in enumerate(result["layers"], start=1):
         n_inputs, n_neurons = r["kernel_shape"]
+        bias = (
+            f"[1].size = {r['bias_size']:,} (one bias per neuron)"
+            if r.get("use_bias", True)
+            else "no [1]: use_bias=False, so get_weights() is [kernel] (each bias is 0)"
+        )
         report.say(
             f"layer_{number}.get_weights()[0].size = {r['kernel_size']:,} = {n_inputs} inputs x "
-            f"{n_neurons} neurons (a weight for every input in every neuron); "
-            f"[1].size = {r['bias_size']:,} (one bias per neuron)"
+            f"{n_neurons} neurons (a weight for every input in every neuron); {bias}"
         )
     for r in result["layers"]:
         if r.get("folded"):
@@ -94,6 +98,11 @@ def explain(result: dict) -> None:
         f"largest difference: {result['max_abs_diff']:.2e} "
         f"(relative to the largest output: {result['max_rel_diff']:.2e})"
     )
+    if result.get("agrees") is False:
+        report.say(
+            f"[bold red]check failed[/]: more than rounding ({result['tolerance']:.0e} of the "
+            "largest output) apart: denselab read a layer of this model differently from Keras"
+        )
 
 
 def explain_int8(result: dict) -> None:
@@ -182,7 +191,10 @@ def predict(result: dict) -> None:
         )
     _stand_in(result.get("dataset"))
     output, label = result["output"], result["label"]
-    if len(output) > 1:
+    if "predicted_class" not in result:  # regression: the outputs are the prediction
+        truth = "" if label is None else f" (true {label})"
+        report.say(f"output {_vector(output)}{truth}")
+    elif len(output) > 1:
         rows = [(i, f"{p:.6f}", "#" * int(round(p * 40))) for i, p in enumerate(output)]
         report.table("class probabilities", ["class", "probability", ""], rows)
         truth = "" if label is None else f" (true label {label})"

@@ -122,7 +122,10 @@ def _layer(keras, kind: str, name: str, config: dict, shape: tuple, weights: _We
         return rescaling, weights.take(name, {}), shape
     if kind in ("Flatten", "Reshape"):
         if kind == "Flatten":
-            built = layers.Flatten(name=name)
+            data_format = config.get("data_format") or "channels_last"
+            if data_format not in ("channels_last", "channels_first"):
+                raise DenselabError(f"layer {name!r} has a damaged data_format")
+            built = layers.Flatten(data_format=data_format, name=name)
         else:
             target = config.get("target_shape")
             if not isinstance(target, list) or not all(_is_int(d) for d in target):

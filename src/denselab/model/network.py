@@ -54,6 +54,7 @@ class DenseLayer:
     bias: np.ndarray
     activation: str = "linear"
     folded: list[str] = field(default_factory=list)
+    use_bias: bool = True  # False: Keras keeps no bias (get_weights() is [kernel]); zeros here
 
     @property
     def n_inputs(self) -> int:
@@ -65,7 +66,7 @@ class DenseLayer:
 
     @property
     def n_params(self) -> int:
-        return self.kernel.size + self.bias.size
+        return self.kernel.size + (self.bias.size if self.use_bias else 0)
 
     def __repr__(self) -> str:
         folded = f", folded {'+'.join(self.folded)}" if self.folded else ""
@@ -178,6 +179,7 @@ def dense_network(model) -> DenseNetwork:
             dense = DenseLayer(
                 layer.name, kernel, bias, _activation_name(layer.activation, layer.name)
             )
+            dense.use_bias = bool(layer.use_bias)
             if pending is not None:
                 _fold_into_inputs(dense, pending)
                 pending = None
@@ -203,6 +205,12 @@ def dense_network(model) -> DenseNetwork:
         elif isinstance(layer, (keras.layers.Flatten, keras.layers.Reshape)):
             if layers:
                 raise DenselabError(f"layer {layer.name!r} ({kind}) after a Dense layer")
+            if _reorders(layer, shape):
+                raise DenselabError(
+                    f"layer {layer.name!r} flattens channels first (data_format="
+                    f"'channels_first') from shape {shape}: its order of inputs is not the "
+                    "array's; denselab reads channels-last models only"
+                )
             if shape is not None:
                 shape = tuple(int(d) for d in layer.compute_output_shape((1, *shape))[1:])
         elif kind in SKIPPED:
@@ -220,6 +228,15 @@ def dense_network(model) -> DenseNetwork:
     if int(np.prod(input_shape)) != layers[0].n_inputs:
         raise DenselabError(f"model input {input_shape} does not feed its first Dense layer")
     return DenseNetwork(input_shape, layers)
+
+
+def _reorders(layer, shape: tuple[int, ...] | None) -> bool:
+    """Whether a channels-first ``Flatten`` puts its inputs in another order than the array's:
+    Keras moves the channels (axis 1) last before flattening, so with more than one channel
+    and more than one position the first Dense layer's rows are not the array's order."""
+    if getattr(layer, "data_format", "channels_last") != "channels_first" or shape is None:
+        return False
+    return len(shape) >= 2 and shape[0] > 1 and int(np.prod(shape[1:])) > 1
 
 
 def refusal(name: str, kind: str) -> DenselabError:
@@ -348,6 +365,7 @@ def _fold_into_outputs(dense: DenseLayer, affine: _Affine) -> None:
     kernel = dense.kernel.astype(np.float64) * scale
     bias = dense.bias.astype(np.float64) * scale + offset
     dense.kernel, dense.bias = kernel.astype(np.float32), bias.astype(np.float32)
+    dense.use_bias = dense.use_bias or bool(np.any(dense.bias))  # an offset folded in
     dense.folded.extend(affine.names)
 
 
@@ -363,4 +381,5 @@ def _fold_into_inputs(dense: DenseLayer, affine: _Affine) -> None:
     bias = dense.bias.astype(np.float64) + offset @ kernel
     dense.kernel = (scale[:, None] * kernel).astype(np.float32)
     dense.bias = bias.astype(np.float32)
+    dense.use_bias = dense.use_bias or bool(np.any(dense.bias))  # an offset folded in
     dense.folded[:0] = affine.names
