@@ -935,3 +935,75 @@ def test_a_layer_without_bias_counts_and_says_so(tmp_path, cli):
     assert [r["bias_size"] for r in result["layers"]] == [0, 0]
     shown = cli("inspect", tmp_path / "nb.keras")
     assert "use_bias=False" in shown and "one bias per neuron" not in shown
+
+
+@pytest.fixture(scope="module")
+def rescaling_model(tmp_path_factory):
+    """Keras's tutorial pattern: ``Rescaling(1/255)`` first, trained on pixels 0-255."""
+    from denselab.backend import keras as _keras
+    from denselab.data import load_dataset
+
+    keras = _keras()
+    keras.utils.set_random_seed(0)
+    data = load_dataset("mnist-5k")
+    raw_train = np.round(data.x_train * 255).astype(np.float32)
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28)),
+            keras.layers.Rescaling(1 / 255.0),
+            keras.layers.Flatten(),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(raw_train, data.y_train, epochs=3, batch_size=64, verbose=0)
+    path = tmp_path_factory.mktemp("rescaling") / "tutorial.keras"
+    model.save(path)
+    return path, model, np.round(data.x_test * 255).astype(np.float32), data.y_test
+
+
+def test_a_model_that_divides_by_255_itself_gets_pixels_0_to_255(rescaling_model, cli):
+    """denselab's images are 0-1; given to this model as they are, it would divide them by 255
+    again and guess (about 10% right). It gets them back at its own scale instead."""
+    path, model, raw_test, y_test = rescaling_model
+    expected = model.predict(raw_test, verbose=0)
+    accuracy = float(np.mean(expected.argmax(1) == y_test))
+    assert accuracy > 0.8
+    scores = cli("evaluate", path, "--data", "mnist-5k", "--json")
+    assert scores["accuracy"] == pytest.approx(accuracy, abs=1e-9)
+    predicted = cli("predict", path, "--data", "mnist-5k", "--index", "7", "--json")
+    assert predicted["output"] == pytest.approx(expected[7].tolist(), abs=1e-6)
+    assert "times 255" in predicted["preprocessing"][0]
+    why = cli("explain", path, "--data", "mnist-5k", "--index", "7", "--json")
+    assert why["agrees"] and why["hand_prediction"] == pytest.approx(expected[7], abs=1e-5)
+
+
+def test_a_model_that_divides_by_255_itself_is_refused_where_it_would_be_quantized(
+    rescaling_model, tmp_path, capsys
+):
+    from denselab.cli import main
+
+    path = rescaling_model[0]
+    for args in (
+        ["deploy", str(path), "--data", "mnist-5k", "--out", str(tmp_path / "fw")],
+        ["explore", str(path), "--out", str(tmp_path / "page.html")],
+    ):
+        capsys.readouterr()
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "scales pixels 0-255 itself" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "fw").exists() and not (tmp_path / "page.html").exists()
+
+
+def test_a_lesson_model_is_given_pixels_0_to_1_as_trained(lesson_run, cli):
+    """Control: without a Rescaling layer nothing is scaled back."""
+    from denselab.data import load_dataset
+    from denselab.model import load_model
+
+    model = load_model(lesson_run.path)
+    data = load_dataset("mnist-5k")
+    expected = model.predict(data.x_test[:8], verbose=0)
+    predicted = cli("predict", lesson_run.path, "--index", "3", "--json")
+    assert predicted["output"] == pytest.approx(expected[3].tolist(), abs=1e-6)
+    assert "preprocessing" not in predicted

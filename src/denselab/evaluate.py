@@ -3,6 +3,7 @@ computed from ``model.predict`` (no compiled model needed), for any dense model.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -58,4 +59,17 @@ def evaluate_model(model_or_run: str | Path, data: str | Dataset | None = None) 
 
     model = load_model(model_or_run)
     dataset = resolve(model_or_run, data, required=True).dataset
+    if _scales_raw_pixels(model, dataset):  # pixels 0-255, as the model's Rescaling expects
+        dataset = replace(dataset, x_test=dataset.x_test * np.float32(255))
     return {"model": str(model_or_run), **evaluate(model, dataset)}
+
+
+def _scales_raw_pixels(model, dataset: Dataset) -> bool:
+    """:func:`denselab.runs.scaled_twice` for a model that may not be a dense chain (then no)."""
+    from .model import dense_network
+    from .runs import scaled_twice
+
+    try:
+        return scaled_twice(dense_network(model), dataset)
+    except DenselabError:
+        return False

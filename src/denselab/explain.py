@@ -385,6 +385,8 @@ def predict_sample(
         result["predicted_class"] = predicted
     if input_path is None:
         result["dataset"] = source.split(" test sample ")[0]
+        if steps:  # pixels given back their 0-255 scale
+            result["preprocessing"] = steps
     elif len(network.input_shape) == 2:  # a picture: what the model saw, and how it got there
         result["preprocessing"] = steps
         result["model_input"] = np.round(x, 3).tolist()
@@ -417,17 +419,31 @@ def choose_input(model_or_run, network: DenseNetwork, data, index, input_path, s
     """
     from .data import load_input, test_sample
     from .errors import DenselabError
-    from .runs import resolve
+    from .runs import resolve, scaled_twice
 
     if input_path is not None:
         if index is not None:
             raise DenselabError("give --index or --input, not both")
-        return load_input(input_path, network.input_shape, steps), None, str(input_path)
+        x = load_input(input_path, network.input_shape, steps)
+        if network.scales_raw_pixels and Path(input_path).suffix.lower() != ".npy":
+            x = _as_raw_pixels(network, x, steps)  # a picture, read as 0-1 like the lesson's
+        return x, None, str(input_path)
     dataset = resolve(model_or_run, data, required=True).dataset
     index = 0 if index is None else index
     x, label = test_sample(dataset, index, network.input_shape)
     label = np.asarray(label).tolist()  # a class, a target, or several targets
+    if scaled_twice(network, dataset):
+        x = _as_raw_pixels(network, x, steps)
     return x, label, f"{dataset.name} test sample {index}"
+
+
+def _as_raw_pixels(network: DenseNetwork, x: np.ndarray, steps: list[str] | None) -> np.ndarray:
+    """Pixels 0-1 (pixel / 255) back to 0-255, for a model whose first layer divides by 255."""
+    if steps is not None:
+        steps.append(
+            f"times 255: the model's layer {network.scales_raw_pixels!r} scales pixels 0-255 itself"
+        )
+    return (np.asarray(x, np.float32) * np.float32(255)).astype(np.float32)
 
 
 def input_names(network: DenseNetwork, number: int) -> list[str]:

@@ -89,7 +89,7 @@ def _int8_model(path: Path, data, needs_data: bool = True):
     """(int8 .tflite bytes, float model path or None, dataset) for a deploy folder or a model;
     a deploy folder's own dataset only when ``needs_data`` (no input file was given)."""
     from .deploy import deployed_dataset
-    from .runs import resolve
+    from .runs import refuse_scaled_twice, resolve
 
     if path.is_dir() and (path / "report.json").is_file():
         try:
@@ -106,6 +106,7 @@ def _int8_model(path: Path, data, needs_data: bool = True):
 
     resolved = resolve(path, data, required=True)
     network = dense_network(load_model(resolved.model_path))
+    refuse_scaled_twice(network, resolved.dataset)
     report.say("quantizing to int8 with TFLiteConverter (as deploy does)")
     _, int8_tflite = to_tflite(network, calibration_samples(resolved.dataset.x_train))
     return int8_tflite, path, resolved.dataset

@@ -19,6 +19,7 @@ import numpy as np
 
 from . import fileio, folders
 from .data import Dataset
+from .errors import DenselabError
 from .model import DenseNetwork, dense_network, load_model
 
 DEFAULT_TEST_IMAGES = 300  # ~240 KB of uint8 pixels for 28x28 images
@@ -96,6 +97,11 @@ def write_explorer(
     data = resolved.dataset
     if data is not None:
         check_fits(network, data)
+    if network.scales_raw_pixels and len(network.input_shape) == 2:
+        raise DenselabError(
+            f"the model scales pixels 0-255 itself (layer {network.scales_raw_pixels!r}); the "
+            "page's drawing pad gives pixels 0-1, as the lesson's models take them"
+        )
     payload = explorer_data(network, data, n_test_images)
     payload["title"] = folder.name if resolved.is_run else resolved.model_path.name
     history = read_history(folder)  # checked: a list of finite numbers per metric

@@ -119,6 +119,7 @@ def check_fits(network, dataset: Dataset) -> None:
             f"dataset {dataset.name} has inputs of shape {tuple(dataset.input_shape)}, "
             f"the model expects {tuple(network.input_shape)}"
         )
+    refuse_scaled_twice(network, dataset)
     outputs = network.n_outputs
     if dataset.task == "classification":
         highest = int(max(np.max(dataset.y_train), np.max(dataset.y_test)))
@@ -132,6 +133,26 @@ def check_fits(network, dataset: Dataset) -> None:
         raise DenselabError(
             f"dataset {dataset.name} has {dataset.n_targets} number(s) to predict per sample but "
             f"the model has {outputs} outputs"
+        )
+
+
+def scaled_twice(network, dataset: Dataset | None) -> bool:
+    """Whether the model scales pixels 0-255 itself (a ``Rescaling(1/255)`` before its first
+    Dense layer) and ``dataset`` is one of denselab's image sets, already 0-1 (pixel / 255)."""
+    return bool(
+        network.scales_raw_pixels and dataset is not None and dataset.file is None
+        and dataset.is_image
+    )
+
+
+def refuse_scaled_twice(network, dataset: Dataset | None) -> None:
+    """For a step that turns the model into int8 or a page: one line rather than pixels
+    scaled twice (a model people save after Keras's tutorial: ``Rescaling(1/255)`` first)."""
+    if scaled_twice(network, dataset):
+        raise DenselabError(
+            f"the model scales pixels 0-255 itself (layer {network.scales_raw_pixels!r}), but "
+            f"{dataset.name}'s images are already 0-1 (pixel / 255, as the lesson makes them); "
+            "give --data FILE.npz with pixels 0-255"
         )
 
 

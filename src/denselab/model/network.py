@@ -84,6 +84,9 @@ class DenseNetwork:
 
     input_shape: tuple[int, ...]
     layers: list[DenseLayer] = field(default_factory=list)
+    # the Rescaling layer (e.g. 1/255) by which the model scales pixels 0-255 itself, if any:
+    # denselab's own images, already 0-1 as the lesson makes them, would be scaled twice
+    scales_raw_pixels: str | None = None
 
     @property
     def n_inputs(self) -> int:
@@ -172,6 +175,7 @@ def dense_network(model) -> DenseNetwork:
     shape = declared  # the shape of one sample where the chain has got to
     layers: list[DenseLayer] = []
     pending: _Affine | None = None  # a normalisation that waits for the next Dense layer
+    raw_pixels = None  # the Rescaling that takes pixels 0-255 to 0-1 or -1..1, if any
     for layer in chain(model):
         kind = type(layer).__name__
         if isinstance(layer, keras.layers.Dense):
@@ -191,6 +195,8 @@ def dense_network(model) -> DenseNetwork:
                     f"layer {layer.name!r} ({kind}) comes before any known input shape"
                 )
             affine = _affine(layer, kind, shape)
+            if not layers and _scales_bytes(kind, affine):
+                raw_pixels = layer.name
             if pending is None and layers and layers[-1].activation == "linear":
                 _fold_into_outputs(layers[-1], affine)
             else:
@@ -227,7 +233,19 @@ def dense_network(model) -> DenseNetwork:
     input_shape = _sample_shape(declared) if declared else (layers[0].n_inputs,)
     if int(np.prod(input_shape)) != layers[0].n_inputs:
         raise DenselabError(f"model input {input_shape} does not feed its first Dense layer")
-    return DenseNetwork(input_shape, layers)
+    return DenseNetwork(input_shape, layers, raw_pixels)
+
+
+def _scales_bytes(kind: str, affine: _Affine) -> bool:
+    """A ``Rescaling(1/255)`` or ``Rescaling(1/127.5, offset=-1)``: pixels 0-255 expected."""
+    if kind != "Rescaling":
+        return False
+    scale, offset = np.unique(affine.scale), np.unique(affine.offset)
+    if scale.size != 1 or offset.size != 1:
+        return False
+    to_01 = np.isclose(scale[0] * 255, 1, rtol=1e-3) and np.isclose(offset[0], 0, atol=1e-6)
+    to_pm1 = np.isclose(scale[0] * 127.5, 1, rtol=1e-3) and np.isclose(offset[0], -1, atol=1e-3)
+    return bool(to_01 or to_pm1)
 
 
 def _reorders(layer, shape: tuple[int, ...] | None) -> bool:
