@@ -985,15 +985,43 @@ def test_a_model_that_divides_by_255_itself_is_refused_where_it_would_be_quantiz
     from denselab.cli import main
 
     path = rescaling_model[0]
-    for args in (
-        ["deploy", str(path), "--data", "mnist-5k", "--out", str(tmp_path / "fw")],
-        ["explore", str(path), "--out", str(tmp_path / "page.html")],
-    ):
-        capsys.readouterr()
-        assert main(args) == 2
-        err = capsys.readouterr().err
-        assert "scales pixels 0-255 itself" in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "fw").exists() and not (tmp_path / "page.html").exists()
+    capsys.readouterr()
+    assert main(["deploy", str(path), "--data", "mnist-5k", "--out", str(tmp_path / "fw")]) == 2
+    err = capsys.readouterr().err
+    assert "scales pixels 0-255 itself" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "fw").exists()
+
+
+def test_the_page_shows_a_model_that_divides_by_255_on_pixels_0_to_1(
+    rescaling_model, tmp_path, cli
+):
+    """The page's pixels (its drawing pad's too) are 0-1: it shows the Dense layer's own
+    kernel, the one that meets the Rescaling layer's output."""
+    from denselab.data import load_dataset
+    from denselab.explore import explorer_data
+    from denselab.model import dense_network, for_pixels_0_1
+
+    path, model, raw_test, _ = rescaling_model
+    network = dense_network(model)
+    assert network.scales_raw_pixels == "rescaling"
+    page = for_pixels_0_1(network)
+    np.testing.assert_allclose(page.layers[0].kernel, model.layers[2].get_weights()[0], rtol=1e-6)
+    x01 = load_dataset("mnist-5k").x_test[:5].reshape(5, -1)
+    hand = x01 @ page.layers[0].kernel + page.layers[0].bias
+    dense = keras_dense_input(model, raw_test[:5])
+    np.testing.assert_allclose(hand, dense, rtol=1e-4, atol=1e-4)
+    payload = explorer_data(page, load_dataset("mnist-5k"), 3)
+    assert payload["test"]["encoding"] == "uint8"  # pixels k/255, as the lesson's
+    cli("explore", path, "--data", "mnist-5k", "--out", tmp_path / "page.html")
+    assert (tmp_path / "page.html").stat().st_size > 0
+
+
+def keras_dense_input(model, raw):
+    """The first Dense layer's pre-activation in Keras, from pixels 0-255."""
+    rescaled = model.layers[0](raw)
+    flat = model.layers[1](rescaled)
+    kernel, bias = model.layers[2].get_weights()
+    return np.asarray(flat) @ kernel + bias
 
 
 def test_a_lesson_model_is_given_pixels_0_to_1_as_trained(lesson_run, cli):

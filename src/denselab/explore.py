@@ -20,7 +20,7 @@ import numpy as np
 from . import fileio, folders
 from .data import Dataset
 from .errors import DenselabError
-from .model import DenseNetwork, dense_network, load_model
+from .model import DenseNetwork, dense_network, for_pixels_0_1, load_model
 
 DEFAULT_TEST_IMAGES = 300  # ~240 KB of uint8 pixels for 28x28 images
 PAGE_MARK = b"<title>denselab explorer: "  # how a page this module wrote begins
@@ -95,13 +95,17 @@ def write_explorer(
     )
     network = dense_network(load_model(resolved.model_path))
     data = resolved.dataset
+    if network.scales_raw_pixels and len(network.input_shape) == 2:
+        if deployed is not None:
+            raise DenselabError(
+                f"the model scales pixels 0-255 itself (layer {network.scales_raw_pixels!r}); "
+                "the page's int8 mode takes pixels 0-1: explore the model file instead"
+            )
+        # the page's pixels are 0-1 (its drawing pad's too): the Dense layer's own kernel
+        data = data if data is None or data.file is None else _pixels_0_1(data)
+        network = for_pixels_0_1(network)
     if data is not None:
         check_fits(network, data)
-    if network.scales_raw_pixels and len(network.input_shape) == 2:
-        raise DenselabError(
-            f"the model scales pixels 0-255 itself (layer {network.scales_raw_pixels!r}); the "
-            "page's drawing pad gives pixels 0-1, as the lesson's models take them"
-        )
     payload = explorer_data(network, data, n_test_images)
     payload["title"] = folder.name if resolved.is_run else resolved.model_path.name
     history = read_history(folder)  # checked: a list of finite numbers per metric
@@ -128,6 +132,13 @@ def is_explorer_page(path: Path) -> bool:
     """Whether ``path`` is a page this module wrote (replacing it loses nothing)."""
     with open(path, "rb") as stream:
         return PAGE_MARK in stream.read(2048)
+
+
+def _pixels_0_1(data: Dataset) -> Dataset:
+    """A user's images of pixels 0-255 as 0-1, the page's scale."""
+    from dataclasses import replace
+
+    return replace(data, x_test=np.asarray(data.x_test, np.float32) / np.float32(255))
 
 
 def explorer_data(network: DenseNetwork, data: Dataset | None, n_test_images: int) -> dict:

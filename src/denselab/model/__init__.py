@@ -13,7 +13,14 @@ layers, each ``output = activation(dot(input, kernel) + bias)``, one after the o
 
 from ..backend import keras as _keras  # noqa: F401  (tests reach Keras through here)
 from .files import MAX_WEIGHTS, check_model_file, code_layer, load_model
-from .network import ACTIVATIONS, DenseLayer, DenseNetwork, build_model, dense_network
+from .network import (
+    ACTIVATIONS,
+    DenseLayer,
+    DenseNetwork,
+    build_model,
+    dense_network,
+    for_pixels_0_1,
+)
 
 __all__ = [
     "ACTIVATIONS",
@@ -24,5 +31,6 @@ __all__ = [
     "build_model",
     "check_model_file",
     "dense_network",
+    "for_pixels_0_1",
     "load_model",
 ]

@@ -16,7 +16,7 @@ Anything else is refused by name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -234,6 +234,18 @@ def dense_network(model) -> DenseNetwork:
     if int(np.prod(input_shape)) != layers[0].n_inputs:
         raise DenselabError(f"model input {input_shape} does not feed its first Dense layer")
     return DenseNetwork(input_shape, layers, raw_pixels)
+
+
+def for_pixels_0_1(network: DenseNetwork) -> DenseNetwork:
+    """A network that scales pixels 0-255 itself, as one taking them 0-1 (pixel / 255, as the
+    lesson's models do): the first kernel times 255, which is, up to rounding, the Keras Dense
+    layer's own kernel (its Rescaling(1/255) was folded into it)."""
+    if not network.scales_raw_pixels:
+        return network
+    first = network.layers[0]
+    kernel = (first.kernel.astype(np.float64) * 255.0).astype(np.float32)
+    layers = [replace(first, kernel=kernel, folded=list(first.folded)), *network.layers[1:]]
+    return DenseNetwork(network.input_shape, layers)
 
 
 def _scales_bytes(kind: str, affine: _Affine) -> bool:
