@@ -182,3 +182,19 @@ def test_a_run_folder_with_a_deploy_folder_inside_gets_the_int8_mode(
     page = write_explorer(run)
     assert page == run / "explorer.html"  # beside the run, as before
     assert '"int8":{"inputScale"' in page.read_text() and '"deploy":' in page.read_text()
+
+
+def test_page_quantizes_inputs_as_tflite_halves_away_from_zero(lesson_deploy, int8_page):
+    """An input exactly halfway between two int8 steps: std::round's way, as the chip's
+    quantize_input and QuantizedNetwork.quantize_input (tests/test_int8_edges.py)."""
+    quantized = read_int8_tflite((lesson_deploy / "model_int8.tflite").read_bytes())
+    scale = np.float32(quantized.input_scale)
+    halves = np.arange(-60, 60, dtype=np.float32) + np.float32(0.5)
+    ties = (halves * scale).astype(np.float32)
+    ties = ties[(ties / scale) == halves]
+    x = np.resize(ties, 784).astype(np.float32)
+    shown = int8_page.evaluate("(x) => Array.from(Explorer.int8.quantizeInput(x))", x.tolist())
+    expected = quantized.quantize_input(x[None])[0]
+    np.testing.assert_array_equal(np.array(shown, np.int8), expected)
+    halfway_to_even = np.clip(np.round(x / scale) + quantized.input_zero_point, -128, 127)
+    assert not np.array_equal(expected, halfway_to_even)  # ties present: the check can fail

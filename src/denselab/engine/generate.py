@@ -383,7 +383,9 @@ def check_c_name(name: str) -> None:
 
 def check_model_name(name: str) -> None:
     """A model's name: a C identifier whose ``{name}.h``/``.c`` clash with no file the engine
-    needs (``denselab_kernels``, ``test_samples``) and no C standard header (``stdint``)."""
+    needs (``denselab_kernels``, ``test_samples``) and no C standard header (``stdint``), in
+    any case: ``TEST_SAMPLES.h`` would share ``test_samples.h``'s include guard (and be that
+    very file on a case-insensitive disk)."""
     check_c_name(name)
-    if name in RESERVED_NAMES or name.startswith("denselab_"):
+    if name.lower() in RESERVED_NAMES or name.lower().startswith("denselab_"):
         raise DenselabError(f"{name!r} is taken by a file the engine needs; choose another name")

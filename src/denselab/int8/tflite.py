@@ -139,8 +139,13 @@ class QuantizedNetwork:
         """Float samples ``(n_samples, ...)`` -> int8 ``(n_samples, n_inputs)``:
         ``q = clamp(round(x / input_scale) + input_zero_point, -128, 127)``."""
         flat = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
-        q = np.round(flat / self.input_scale) + self.input_zero_point
-        return np.clip(q, -128, 127).astype(np.int8)
+        scaled = (flat / np.float32(self.input_scale)).astype(np.float64)  # float's quotient
+        whole = np.trunc(scaled)  # then std::round's halves away from zero, as TFLite's
+        with np.errstate(invalid="ignore"):  # inf - inf: an infinite input is clipped below
+            q = whole + np.where(np.abs(scaled - whole) >= 0.5, np.sign(scaled), 0.0)
+        return np.clip(np.nan_to_num(q + self.input_zero_point, nan=-128), -128, 127).astype(
+            np.int8
+        )
 
     def dequantize_output(self, q: np.ndarray) -> np.ndarray:
         """int8 outputs -> the real values they stand for: ``scale * (q - zero_point)``."""
@@ -297,6 +302,13 @@ def _dense(name, operator, tensors, output, buffers) -> QuantizedDense:
         real = [product / float(output_scale)] * n_neurons
         filter_scales = np.full(n_neurons, filter_scales[0], dtype=np.float32)
     multipliers, shifts = zip(*(quantize_multiplier(r) for r in real), strict=True)
+    if max(shifts) > 31:  # TFLM shifts an int left by it: undefined (x86 and Arm disagree)
+        raise DenselabError(
+            f"layer {name!r}: its output scale ({float(output_scale):.3g}) is too small for its "
+            f"input and weight scales (a left shift of {max(shifts)} bits, above 31, where "
+            "TFLite Micro's arithmetic is undefined); its outputs were constant in the "
+            "calibration data: calibrate with data that moves them"
+        )
     options = operator.builtinOptions
     activation = _FUSED_ACTIVATIONS.get(getattr(options, "fusedActivationFunction", 0))
     if activation is None:
@@ -332,18 +344,31 @@ def _dense(name, operator, tensors, output, buffers) -> QuantizedDense:
     )
 
 
+# The int8 softmax adds every exp(x - max) as Q12.19 in an int32: 4,096 outputs at the
+# maximum would reach 2^31.
+SOFTMAX_MOST = 4096
+
+
 def _softmax(name, operator, input_tensor, output) -> QuantizedSoftmax:
     input_scale, input_zero_point = _scale_zero_point(input_tensor)
     output_scale, output_zero_point = _scale_zero_point(output)
     if output_zero_point != -128 or output_scale != 1.0 / 256:
         raise DenselabError(f"softmax {name!r} output is not scale 1/256, zero point -128")
+    if _size(output) >= SOFTMAX_MOST:
+        raise DenselabError(
+            f"softmax {name!r} has {_size(output):,} outputs; the int8 kernel sums them in 32 "
+            f"bits, which holds fewer than {SOFTMAX_MOST:,}"
+        )
     beta = float(np.float32(getattr(operator.builtinOptions, "beta", 1.0)))
     if not (math.isfinite(beta) and beta > 0):
         raise DenselabError(f"softmax {name!r} has beta {beta}; it must be positive")
     real = min(beta * input_scale * (1 << 26), (1 << 31) - 1.0)  # PreprocessSoftmaxScaling
     multiplier, left_shift = quantize_multiplier(real)
-    if left_shift < 0:
-        raise DenselabError(f"softmax {name!r} input scale is too small for the int8 kernel")
+    if real <= 1.0 or left_shift < 0:  # TFLM's QuantizeMultiplierGreaterThanOne aborts there
+        raise DenselabError(
+            f"softmax {name!r} input scale ({float(input_scale):.3g}) is too small for the int8 "
+            "kernel: its inputs were constant in the calibration data (all logits equal?)"
+        )
     return QuantizedSoftmax(
         name=name,
         size=_same_size(input_tensor, output, name),

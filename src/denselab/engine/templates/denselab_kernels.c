@@ -369,9 +369,11 @@ void denselab_softmax_s8(const denselab_softmax *layer, const int8_t *input, int
     exponent = num_bits_over_unit + 31 - 8;
 
     for (c = 0; c < layer->size; c++) {
-        /* exp = 0 gives -128, the probability TFLM gives such an input. */
-        const int32_t probability = rounding_divide_by_pot(
-            saturating_rounding_doubling_high_mul(reciprocal, exps[c]), exponent) - 128;
+        /* exp = 0 gives -128, the probability TFLM gives such an input. 512 or more equal
+         * maxima make the exponent 32 or more (TFLM stops there): each share is then under
+         * 1/512, below half a step of 1/256, so -128, with no shift by 32 bits. */
+        const int32_t probability = (exponent > 31 ? 0 : rounding_divide_by_pot(
+            saturating_rounding_doubling_high_mul(reciprocal, exps[c]), exponent)) - 128;
         output[c] = (int8_t)(probability > 127 ? 127 : probability);
     }
 }

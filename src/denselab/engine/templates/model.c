@@ -25,11 +25,17 @@ void ${name}_quantize_input(const float *x, int8_t *input)
     int i;
     for (i = 0; i < ${NAME}_INPUT_SIZE; i++) {
         float scaled = x[i] / ${NAME}_INPUT_SCALE;
+        float fraction;
         int32_t q;
         /* Bound it first so the conversion to int is defined (NaN goes to the low end). */
         scaled = scaled > 1000.0f ? 1000.0f : scaled;
         scaled = scaled > -1000.0f ? scaled : -1000.0f;
-        q = (int32_t)(scaled >= 0.0f ? scaled + 0.5f : scaled - 0.5f) + ${NAME}_INPUT_ZERO_POINT;
+        /* std::round, as TFLite's: halves away from zero. The fraction is exact in float;
+         * adding 0.5f first would round 0.49999997f up to 1. */
+        q = (int32_t)scaled;
+        fraction = scaled - (float)q;
+        q += fraction >= 0.5f ? 1 : fraction <= -0.5f ? -1 : 0;
+        q += ${NAME}_INPUT_ZERO_POINT;
         input[i] = (int8_t)(q < -128 ? -128 : q > 127 ? 127 : q);
     }
 }

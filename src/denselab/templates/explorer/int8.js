@@ -182,10 +182,10 @@ Explorer.int8 = (function () {
     return { out: out };
   }
 
-  // Round half to even, as NumPy's np.round.
-  function roundHalfEven(v) {
-    const r = Math.round(v);
-    return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  // Round halves away from zero, as std::round in TFLite (and the chip's quantize_input).
+  function roundHalfAway(v) {
+    const whole = Math.trunc(v);
+    return Math.abs(v - whole) >= 0.5 ? whole + Math.sign(v) : whole;
   }
 
   // The float input as the chip gets it: q = clamp(round(x / input_scale) + zero_point), in
@@ -194,7 +194,7 @@ Explorer.int8 = (function () {
     const q = new Int8Array(x.length);
     const scale = Math.fround(DATA.inputScale);
     for (let i = 0; i < x.length; i++) {
-      const v = roundHalfEven(Math.fround(Math.fround(x[i]) / scale)) + DATA.inputZeroPoint;
+      const v = roundHalfAway(Math.fround(Math.fround(x[i]) / scale)) + DATA.inputZeroPoint;
       q[i] = Math.min(Math.max(v, -128), 127);
     }
     return q;
