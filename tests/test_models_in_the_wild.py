@@ -1035,3 +1035,71 @@ def test_a_lesson_model_is_given_pixels_0_to_1_as_trained(lesson_run, cli):
     predicted = cli("predict", lesson_run.path, "--index", "3", "--json")
     assert predicted["output"] == pytest.approx(expected[3].tolist(), abs=1e-6)
     assert "preprocessing" not in predicted
+
+
+def _renamed_nested(folder: Path, inner_names: tuple[str, str]) -> tuple[Path, dict]:
+    """A Keras 2.2 model with a nested Sequential whose weights TF1 stored under the names
+    ``inner_names`` (``dense_2_1``: the scope made unique when the model was built twice)."""
+    rng = np.random.default_rng(11)
+    weights = {
+        "dense_1": _dense_weights(rng, "dense_1", 4, 6),
+        "sequential_1": _dense_weights(rng, inner_names[0], 6, 3)
+        + _dense_weights(rng, inner_names[1], 3, 2),
+    }
+    nested = {
+        "class_name": "Sequential",
+        "config": {
+            "name": "sequential_1",
+            "layers": [
+                _dense("dense_2", 3, "relu", batch_input_shape=[None, 6]),
+                _dense("dense_3", 2, "linear"),
+            ],
+        },
+    }
+    inputs = _layer("InputLayer", "input_1", batch_input_shape=[None, 4], dtype="float32")
+    config = _functional(
+        [(inputs, []), (_dense("dense_1", 6, "relu"), ["input_1"]), (nested, ["dense_1"])],
+        ["input_1"],
+        ["sequential_1"],
+    )
+    return write_keras2_h5(folder / f"{inner_names[0]}.h5", config, weights, "2.2.4"), weights
+
+
+def test_weights_under_a_name_tf1_made_unique_are_found(tmp_path, cli):
+    path, weights = _renamed_nested(tmp_path, ("dense_2_1", "dense_3_1"))
+    x = np.linspace(-1, 1, 4, dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    why = cli("explain", path, "--input", tmp_path / "x.npy", "--json")
+    w1 = _arrays(weights, "dense_1")
+    inner = {n: a.astype(np.float64) for n, a in weights["sequential_1"]}
+    hidden = np.maximum(x @ w1["kernel"] + w1["bias"], 0)
+    hidden = np.maximum(hidden @ inner["dense_2_1/kernel:0"] + inner["dense_2_1/bias:0"], 0)
+    expected = hidden @ inner["dense_3_1/kernel:0"] + inner["dense_3_1/bias:0"]
+    assert why["agrees"]
+    np.testing.assert_allclose(why["hand_prediction"], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_two_renamed_copies_of_one_layers_weights_are_not_guessed_between(tmp_path, capsys):
+    """Control: dense_2_1 and dense_2_2 could both be dense_2's; neither is taken."""
+    from denselab.cli import main
+
+    path, _ = _renamed_nested(tmp_path, ("dense_2_1", "dense_2_2"))
+    capsys.readouterr()
+    assert main(["inspect", str(path)]) == 2
+    assert "layer 'dense_2' has no 'kernel' weights" in capsys.readouterr().err
+
+
+def test_a_model_keras_quantized_itself_is_refused_by_what_it_is(tmp_path, capsys):
+    from denselab.backend import keras as _keras
+    from denselab.cli import main
+
+    keras = _keras()
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, name="dense_q")])
+    with warnings.catch_warnings():  # "InputLayer does not have a quantize method"
+        warnings.simplefilter("ignore", UserWarning)
+        model.quantize("int8")
+    model.save(tmp_path / "q.keras")
+    capsys.readouterr()
+    assert main(["inspect", str(tmp_path / "q.keras")]) == 2
+    err = capsys.readouterr().err
+    assert "'dense_q' was quantized by Keras (int8)" in err and len(err.splitlines()) == 1

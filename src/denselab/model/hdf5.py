@@ -20,6 +20,7 @@ the file.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -273,6 +274,7 @@ class _Weights:
         if not isinstance(root, h5py.Group) or len(root) > MAX_GROUPS:
             raise DenselabError("its model_weights are damaged")
         self.datasets: dict[str, dict] = {}
+        renamed: dict[str, dict] = {}  # weights under a name TF1 made unique: dense_1_1/...
         for group_name in root:
             group = root[group_name]
             if not isinstance(group, h5py.Group):
@@ -284,14 +286,21 @@ class _Weights:
                 parts = weight_name.split("/")
                 owner = group_name if group_name in names else None
                 owner = owner or next((p for p in reversed(parts[:-1]) if p in names), None)
-                if owner is None:
-                    continue  # a layer the model does not use
+                if owner is None:  # a layer the model does not use, or one renamed
+                    if len(parts) > 1 and _unsuffixed(parts[-2]) in names:
+                        key = parts[-1].split(":")[0]
+                        found = renamed.setdefault(_unsuffixed(parts[-2]), {})
+                        found[key] = None if key in found else dataset  # two: ambiguous
+                    continue
                 key = parts[-1].split(":")[0]
                 if len(parts) == 1 and key.startswith(f"{owner}_"):
                     key = _KERAS1_WEIGHTS.get(key[len(owner) + 1 :], key[len(owner) + 1 :])
                 if key in self.datasets.setdefault(owner, {}):
                     raise DenselabError(f"layer {owner!r} has two weights named {key!r}")
                 self.datasets[owner][key] = dataset
+        for owner, arrays in renamed.items():  # only for a layer whose weights are nowhere else
+            if owner not in self.datasets and None not in arrays.values():
+                self.datasets[owner] = arrays
 
     def shapes(self, name: str) -> dict[str, tuple]:
         return {key: tuple(d.shape) for key, d in self.datasets.get(name, {}).items()}
@@ -322,6 +331,11 @@ class _Weights:
                 )
             arrays[key] = np.asarray(dataset[()], dtype=np.float32)
         return arrays
+
+
+def _unsuffixed(name: str) -> str:
+    """``dense_1_1`` -> ``dense_1``: TF1 graphs made a variable scope unique with ``_1``."""
+    return re.sub(r"_\d+$", "", name)
 
 
 # --- config values, checked -------------------------------------------------------------------

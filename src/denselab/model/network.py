@@ -305,6 +305,12 @@ def _input_shape(model) -> tuple[int, ...] | None:
 
 
 def _dense_weights(layer) -> tuple[np.ndarray, np.ndarray]:
+    mode = getattr(layer, "quantization_mode", None)
+    if mode:  # Keras's model.quantize(): integer kernels and scales, not float weights
+        raise DenselabError(
+            f"layer {layer.name!r} was quantized by Keras ({mode}); give the float model: "
+            "denselab quantizes it for TFLite Micro itself (denselab deploy)"
+        )
     weights = layer.get_weights()
     if not weights:
         raise DenselabError(f"layer {layer.name!r} has no weights: the model was never built")
