@@ -41,6 +41,27 @@ CASES = [
     (["explain", "{f}/dense.keras"], "which dataset?"),
     (["train", "mnist-5k", "--layers", "20,x"], "--layers takes whole numbers"),
     (["neuron", "--epochs", "many"], "argument --epochs: invalid int value"),
+    # sizes and numbers are bounded before anything is allocated or started
+    (["neuron", "--hidden", "1000000000"], "--hidden must be from 0 to 10,000"),
+    (["neuron", "--x", "nan"], "--x must be a number"),
+    (["neuron", "--seed=-1"], "--seed must be a whole number from 0 to 2**32 - 1"),
+    (["tour", "--seed=-1"], "--seed must be a whole number"),
+    (["train", "mnist-5k", "--layers", "99999999,10"], "at most 65,536 a layer"),
+    (["train", "mnist-5k", "--layers", "60000,60000,10"], "need 3,647,640,000 weights"),
+    (["train", "mnist-5k", "--epochs", "99999999999"], "'epochs' is 99999999999"),
+    (["train", "mnist-5k", "--learning-rate", "1e308"], "a positive number up to 1000"),
+    (
+        ["search", "digits", "--target-accuracy", "0.9", "--seed=-1", "--out", "{f}/s"],
+        "--seed must be a whole number",
+    ),
+    (
+        ["search", "digits", "--target-accuracy", "0.9", "--ray", "127.0.0.1:1", "--out", "{f}/s"],
+        "cannot reach the Ray cluster at 127.0.0.1:1",
+    ),
+    (
+        ["search", "digits", "--target-accuracy", "0.9", "--ray", "bogus:99999", "--out", "{f}/s"],
+        "give HOST:PORT",
+    ),
 ]
 
 

@@ -69,8 +69,15 @@ def test_a_layer_whose_outputs_moved_is_deployed(tmp_path, cli):
     y = np.random.default_rng(1).normal(size=(300, 1)).astype("f4")
     np.savez(tmp_path / "d.npz", x_train=x, y_train=y, x_test=x, y_test=y)
     report = cli(
-        "deploy", tmp_path / "m.keras", "--data", tmp_path / "d.npz", "--out", tmp_path / "fw",
-        "--target", "none", "--json",
+        "deploy",
+        tmp_path / "m.keras",
+        "--data",
+        tmp_path / "d.npz",
+        "--out",
+        tmp_path / "fw",
+        "--target",
+        "none",
+        "--json",
     )
     assert report["c_vs_tflm_differing_samples"] == 0
 
@@ -140,7 +147,7 @@ def test_quantize_input_rounds_halves_away_from_zero_in_python_c_and_the_page(tm
     for file, text in sources.items():
         (tmp_path / file).write_text(text)
     (tmp_path / "q.c").write_text(
-        "#include <stdio.h>\n#include \"edge.h\"\n"
+        '#include <stdio.h>\n#include "edge.h"\n'
         "int main(void) { float x[4]; int8_t q[4];\n"
         "  while (fread(x, sizeof x, 1, stdin) == 1) {\n"
         "    edge_quantize_input(x, q); fwrite(q, 1, 4, stdout); }\n  return 0; }\n"
@@ -158,5 +165,9 @@ def test_quantize_input_rounds_halves_away_from_zero_in_python_c_and_the_page(tm
     assert np.array_equal(ours.reshape(-1)[: len(ties)], away)
     assert not np.array_equal(away, to_even)  # the control: NumPy's rounding is another one
     assert list(ours.reshape(-1)[len(ties) : len(ties) + 5]) == [
-        zero_point, zero_point, -128, 127, -128  # 0.49999997 and its negative: the zero point
+        zero_point,
+        zero_point,
+        -128,
+        127,
+        -128,  # 0.49999997 and its negative: the zero point
     ]

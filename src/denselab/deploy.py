@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import fileio, folders, report, runs
 from .data import Dataset
+from .errors import DenselabError
 from .int8.convert import CALIBRATION_SAMPLES
 from .model import dense_network, load_model
 from .verify import check_bit_exact, labels, measure, target_or_skip
@@ -118,7 +119,26 @@ def deployed_dataset(deployed: dict) -> str | None:
     """The dataset a deploy folder's ``report.json`` was made with: the user's file, where
     deploy recorded one (its name alone would be looked up among the built-in datasets), or
     the built-in dataset's name."""
-    return deployed.get("data_file") or deployed.get("dataset")
+    return _text(deployed, "data_file") or _text(deployed, "dataset")
+
+
+def deployed_model(deployed: dict) -> str:
+    """The float model a deploy folder's ``report.json`` was made from."""
+    model = _text(deployed, "model")
+    if not model:
+        raise DenselabError("its report.json names no model; run `denselab deploy` again")
+    return model
+
+
+def _text(deployed: dict, key: str) -> str | None:
+    """A name or path in ``report.json``, checked: a hand-edited one may be anything."""
+    value = deployed.get(key) if isinstance(deployed, dict) else None
+    if value is not None and not isinstance(value, str):
+        raise DenselabError(
+            f"its report.json has {key!r} = {str(value)[:40]}, not a name or path; "
+            "run `denselab deploy` again"
+        )
+    return value
 
 
 def dataset_file(dataset: Dataset) -> dict:

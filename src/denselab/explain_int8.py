@@ -10,12 +10,11 @@ Micro: "bit-exact" is said only when every byte matches.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from . import report
+from . import fileio, report
 from .errors import DenselabError
 
 _TOP = 5  # input terms shown per neuron
@@ -93,7 +92,7 @@ def _int8_model(path: Path, data, needs_data: bool = True):
 
     if path.is_dir() and (path / "report.json").is_file():
         try:
-            deployed = json.loads((path / "report.json").read_text())
+            deployed = fileio.load_json(path / "report.json")
             name, model = deployed["name"], Path(deployed["model"])
             int8_tflite = (path / f"{name}_int8.tflite").read_bytes()
         except (OSError, ValueError, KeyError, TypeError):

@@ -73,15 +73,17 @@ def write_explorer(
     ``out`` is refused when it is the model itself, not a regular file, or a file denselab
     did not write (unless ``force``); the page is added to its folder's manifest, if any.
     """
-    from .deploy import deployed_dataset
+    from .deploy import deployed_dataset, deployed_model
     from .runs import check_fits, read_history, resolve
 
     deploy_folder = find_deploy_folder(Path(model_path_or_run))
     deployed, page_folder = None, None
     if deploy_folder is not None:
         deployed = fileio.read_json(deploy_folder / "report.json")
+        if not isinstance(deployed, dict) or not isinstance(deployed.get("name"), str):
+            raise DenselabError(f"{deploy_folder} has a damaged report.json; deploy again")
         if Path(model_path_or_run).resolve() == deploy_folder.resolve():
-            model_path_or_run = deployed["model"]  # a deploy folder: its float model
+            model_path_or_run = deployed_model(deployed)  # a deploy folder: its float model
             data = data or deployed_dataset(deployed)
             page_folder = deploy_folder  # the page sits in the folder named
     resolved = resolve(model_path_or_run, data)

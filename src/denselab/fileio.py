@@ -119,11 +119,39 @@ def write_with(target: str | os.PathLike, writer: Callable[[Path], None]) -> Pat
     return Path(target)
 
 
+MAX_JSON_BYTES = 64 << 20  # run.json, history.json, report.json: kilobytes as denselab writes
+
+
+def check_regular(path: str | os.PathLike) -> Path:
+    """``path`` if it is a regular file (or missing: the reader says so); a device, pipe or
+    socket in its place is refused, never opened (``/dev/zero`` never ends, a FIFO blocks)."""
+    path = Path(path)
+    kind = special_kind(path)
+    if kind is not None:
+        raise DenselabError(f"{path} is {kind}, not a file; give a regular file")
+    return path
+
+
+def load_json(path: str | os.PathLike, limit: int = MAX_JSON_BYTES) -> Any:
+    """``json.loads`` of a small regular file. Raises OSError (missing, unreadable) or
+    ValueError (not JSON, nested too deeply, larger than ``limit``), as a reader expects;
+    a device or pipe is a :class:`DenselabError`."""
+    path = check_regular(path)
+    with open(path, "rb") as stream:
+        data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"larger than {limit:,} bytes")
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def read_json(path: str | os.PathLike) -> Any:
     """Read a JSON file (``history.json``, ``report.json``, ...) or say it is missing or damaged."""
     path = Path(path)
     try:
-        return json.loads(path.read_bytes())
+        return load_json(path)
     except FileNotFoundError:
         raise DenselabError(f"{path} is missing") from None
     except OSError as error:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import shutil
 import signal
@@ -204,7 +203,7 @@ def read_manifest(folder: str | os.PathLike) -> dict | None:
     if not os.path.lexists(path):
         return None
     try:
-        manifest = json.loads(path.read_bytes())
+        manifest = fileio.load_json(path)
         files = manifest["files"]
         valid = (
             isinstance(manifest.get("kind"), str)

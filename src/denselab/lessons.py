@@ -7,6 +7,7 @@ hand-written training loop, and the two-layer prediction recomputed by hand.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from .backend import keras as _keras
 from .backend import set_seed
 from .data import load_dataset
 from .errors import DenselabError
+from .runs import MAX_EPOCHS
 
 LESSON_LEARNING_RATE = 0.01  # the lesson's optimizer='sgd': Keras's SGD at its default rate
 HAND_LEARNING_RATE = 0.05  # the hand-written loop's; why: hand_training_loop's docstring
@@ -134,6 +136,17 @@ def predict(model, x) -> np.ndarray:
     return np.asarray(model(array, training=False))
 
 
+# Lesson 1 on six points: bounds checked before Keras builds or trains anything.
+MAX_HIDDEN = 10_000
+MAX_X = 1e6  # float32 squares it in the loss and stays finite
+
+
+def check_seed(seed) -> None:
+    """A seed NumPy, Keras and JAX all take: a whole number from 0 to 2**32 - 1."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**32 - 1:
+        raise DenselabError(f"--seed must be a whole number from 0 to 2**32 - 1, not {seed}")
+
+
 def neuron_lesson(
     hidden: int = 0,
     epochs: int = 500,
@@ -152,8 +165,13 @@ def neuron_lesson(
     run folder (``model.keras``, ``history.json`` with every epoch's loss, ``run.json``, the
     pictures) that ``denselab explore`` opens; its path is ``result["run"]``.
     """
-    if hidden < 0 or epochs < 1:
-        raise DenselabError("--hidden must be 0 or more and --epochs at least 1")
+    if not 0 <= hidden <= MAX_HIDDEN or not 1 <= epochs <= MAX_EPOCHS:
+        raise DenselabError(
+            f"--hidden must be from 0 to {MAX_HIDDEN:,} and --epochs from 1 to {MAX_EPOCHS:,}"
+        )
+    if not (math.isfinite(x) and abs(x) <= MAX_X):
+        raise DenselabError(f"--x must be a number from -{MAX_X:g} to {MAX_X:g}, not {x}")
+    check_seed(seed)
     with contextlib.nullcontext() if show else report.quieted():
         return _neuron_lesson(hidden, epochs, x, seed, learning_rate, out)
 

@@ -8,7 +8,6 @@ that repeats it). Every command that takes "a model file or a run folder" goes t
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -140,7 +139,9 @@ def scaled_twice(network, dataset: Dataset | None) -> bool:
     """Whether the model scales pixels 0-255 itself (a ``Rescaling(1/255)`` before its first
     Dense layer) and ``dataset`` is one of denselab's image sets, already 0-1 (pixel / 255)."""
     return bool(
-        network.scales_raw_pixels and dataset is not None and dataset.file is None
+        network.scales_raw_pixels
+        and dataset is not None
+        and dataset.file is None
         and dataset.is_image
     )
 
@@ -165,7 +166,7 @@ def run_dataset_name(model_path: str | Path) -> str | None:
     path = Path(model_path)
     folder = path if path.is_dir() else path.parent
     try:
-        run = json.loads((folder / "run.json").read_text())
+        run = fileio.load_json(folder / "run.json")
     except (OSError, ValueError):
         return None
     if not isinstance(run, dict) or "config" not in run:
@@ -224,7 +225,7 @@ def read_config(folder: Path) -> TrainConfig:
     hand-edited ``"epochs": "5"`` or ``"epochs": 0`` is one clear error, not a traceback)."""
     path = Path(folder) / "run.json"
     try:
-        run = json.loads(path.read_text())
+        run = fileio.load_json(path)
         settings = run["config"]
         if not isinstance(settings, dict):
             raise TypeError("config is not an object")
@@ -242,6 +243,9 @@ def read_config(folder: Path) -> TrainConfig:
     return config
 
 
+HISTORY_MOST = 1e30
+
+
 def read_history(folder: Path) -> dict | None:
     """A run folder's ``history.json`` (None if it has none): every entry a list of finite
     numbers, one per epoch."""
@@ -253,10 +257,15 @@ def read_history(folder: Path) -> dict | None:
         raise DenselabError(f"{path} is not a training history (an object of lists)")
     for key, values in history.items():
         if not isinstance(values, list) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and math.isfinite(v)
+            and abs(v) <= HISTORY_MOST  # a loss of 1e308 is an edit: charts cannot hold it
             for v in values
         ):
-            raise DenselabError(f"{path}: {key!r} is not a list of finite numbers")
+            raise DenselabError(
+                f"{path}: {key!r} is not a list of finite numbers (at most {HISTORY_MOST:g})"
+            )
     lengths = {len(values) for values in history.values()}
     if len(lengths) > 1:
         raise DenselabError(f"{path}: its lists have different lengths {sorted(lengths)}")
@@ -314,6 +323,15 @@ def _check_config_values(config: TrainConfig, path: Path) -> None:
         raise DenselabError(f"{path}: {problem} (fix it or train a new run)")
 
 
+# Bounds a training's numbers are checked against before anything is allocated or started:
+# far beyond any network or run a microcontroller course makes, far below what would take
+# the machine's memory (weights are bounded again, with the dataset's inputs, in training).
+MAX_UNITS = 1 << 16
+MAX_EPOCHS = 1_000_000
+MAX_BATCH = 1 << 20
+MAX_LEARNING_RATE = 1e3  # float32 holds it; Adam's steps and SGD's stay finite numbers
+
+
 def config_problem(config: TrainConfig) -> str | None:
     """The first value of ``config`` a training cannot use, said in one line; None if none."""
     from .model import ACTIVATIONS
@@ -330,15 +348,16 @@ def config_problem(config: TrainConfig) -> str | None:
             and all(a in ACTIVATIONS for a in config.activations),
             f"one of {', '.join(ACTIVATIONS)} per layer",
         ),
-        ("epochs", config.epochs >= 1, "at least 1"),
-        ("batch_size", config.batch_size >= 1, "at least 1"),
+        ("units", max(config.units, default=1) <= MAX_UNITS, f"at most {MAX_UNITS:,} a layer"),
+        ("epochs", 1 <= config.epochs <= MAX_EPOCHS, f"from 1 to {MAX_EPOCHS:,}"),
+        ("batch_size", 1 <= config.batch_size <= MAX_BATCH, f"from 1 to {MAX_BATCH:,}"),
         ("steps_per_execution", config.steps_per_execution >= 1, "at least 1"),
         (
             "learning_rate",
             number(config.learning_rate)
             and math.isfinite(config.learning_rate)
-            and config.learning_rate > 0,
-            "a positive number",
+            and 0 < config.learning_rate <= MAX_LEARNING_RATE,
+            f"a positive number up to {MAX_LEARNING_RATE:g}",
         ),
         ("schedule", config.schedule in ("cosine", "constant"), "cosine or constant"),
         ("optimizer", config.optimizer in ("adam", "sgd"), "adam or sgd"),

@@ -6,7 +6,9 @@ from pathlib import Path
 
 from . import report
 from .data import load_dataset
-from .lessons import classifier_lesson, neuron_lesson
+from .errors import DenselabError
+from .lessons import check_seed, classifier_lesson, neuron_lesson
+from .runs import MAX_EPOCHS
 
 
 def tour(seed: int = 0, epochs: int = 20, out: str | Path | None = None) -> dict:
@@ -19,6 +21,9 @@ def tour(seed: int = 0, epochs: int = 20, out: str | Path | None = None) -> dict
     from .explore import write_explorer
     from .train import TrainConfig, train
 
+    check_seed(seed)
+    if not 1 <= epochs <= MAX_EPOCHS:
+        raise DenselabError(f"--epochs must be from 1 to {MAX_EPOCHS:,}")
     lesson_1 = neuron_lesson(seed=seed)
     lesson_1b = neuron_lesson(hidden=2, seed=seed)
     dataset = "mnist" if available("mnist")[0] else "mnist-5k"

@@ -21,7 +21,8 @@ from .data import Dataset, load_dataset, stand_in_note
 from .epochs import State, initial_weights
 from .errors import DenselabError
 from .fitting import Fitted, KerasModel, fit, fit_from, n_inputs
-from .model import ACTIVATIONS, build_model, check_model_file
+from .model import ACTIVATIONS, MAX_WEIGHTS, build_model, check_model_file
+from .model.files import MAX_TOTAL_WEIGHTS
 from .runs import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_LEARNING_RATE,
@@ -253,6 +254,13 @@ def _check_config(config: TrainConfig, data: Dataset) -> None:
     problem = config_problem(config)
     if problem:
         raise DenselabError(f"cannot train: {problem}")
+    sizes = [n_inputs(data), *config.units]
+    weights = [a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+    if max(weights) > MAX_WEIGHTS or sum(weights) > MAX_TOTAL_WEIGHTS:
+        raise DenselabError(
+            f"layers {sizes} need {sum(weights):,} weights; denselab trains at most "
+            f"{MAX_WEIGHTS:,} a layer and {MAX_TOTAL_WEIGHTS:,} in all"
+        )
     if data.task == "classification":
         n_out = config.units[-1]
         if n_out != data.n_classes:

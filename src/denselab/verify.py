@@ -8,7 +8,6 @@ compared, flash and RAM, and the accuracies. :func:`verify_folder` reruns it on 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -180,7 +179,7 @@ def verify_folder(folder: str | Path, data: str | None = None, target: str | Non
     folder = Path(folder)
     manifest = _deploy_manifest(folder)  # first: a changed report.json is named as such
     try:
-        previous = json.loads((folder / "report.json").read_text())
+        previous = fileio.load_json(folder / "report.json")
         name, dataset_name, model_path = previous["name"], previous["dataset"], previous["model"]
         if not all(isinstance(v, str) for v in (name, dataset_name, model_path)):
             raise ValueError("report.json fields are not text")

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DenselabError
+from ..fileio import check_regular
 
 SPLIT_SEED = 1234  # fixed, so mnist-5k and CSV splits are the same on every machine
 
@@ -190,6 +191,8 @@ def load_dataset(name: str, target: str | None = None, task: str | None = None) 
     if name in DATASETS:
         return DATASETS[name][0]()
     path = Path(name)
+    if path.suffix.lower() in (".npz", ".csv"):
+        check_regular(path)  # a device or pipe named like a data file is never opened
     if path.suffix.lower() == ".npz":
         return read_npz(path, task)
     if path.suffix.lower() == ".csv":

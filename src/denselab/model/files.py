@@ -13,6 +13,7 @@ import math
 import zipfile
 from pathlib import Path
 
+from .. import fileio
 from ..backend import keras as _keras
 from ..errors import DenselabError
 from ..probes import Hdf5Probe, has_hdf5_signature
@@ -65,6 +66,7 @@ def _checked(path: str | Path) -> tuple[Path, dict]:
         path = path / "model.keras"
     if not path.exists():
         raise DenselabError(f"no model at {path}; give a .keras/.h5 file or a run folder")
+    fileio.check_regular(path)  # /dev/zero never ends, a FIFO never answers
     if path.suffix not in (".keras", ".h5", ".hdf5"):
         raise DenselabError(f"{path} is not a Keras model; expected a .keras or .h5 file")
     if path.suffix == ".keras" and not zipfile.is_zipfile(path):

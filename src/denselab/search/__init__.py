@@ -24,6 +24,7 @@ import numpy as np
 from .. import fileio, folders, report
 from ..data import Dataset, load_dataset
 from ..errors import DenselabError
+from ..lessons import check_seed
 from . import choose, result, runners
 from .result import pareto_front
 from .trial import INPUT_USE, WIDTHS, SearchSpec, flash_estimate, used_inputs, widest_layer
@@ -69,6 +70,11 @@ def search(
     Returns the content of ``search.json``: ``pareto_front``, ``chosen``, ``trials`` ...
     """
     _check_arguments(target_accuracy, max_flash, max_ram, trials, workers, epochs_max)
+    check_seed(seed)
+    if ray_address:  # before any work: Ray would retry an address where nothing listens
+        from .ray import check_ray_address
+
+        check_ray_address(ray_address)
     data = load_dataset(dataset)
     if data.task != "classification":
         raise DenselabError(f"search needs a classification dataset; {data.name} is regression")

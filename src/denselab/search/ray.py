@@ -24,6 +24,23 @@ from .trial import (
 )
 
 
+def check_ray_address(address: str, timeout: float = 5.0) -> None:
+    """Refuse, in one line and within ``timeout`` seconds, a ``HOST:PORT`` where nothing
+    listens: Ray itself would retry for minutes, printing a warning a second."""
+    import socket
+
+    if address in ("local", "auto") or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise DenselabError(f"--ray {address!r}: give HOST:PORT, 'auto' or 'local'")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise DenselabError(f"cannot reach the Ray cluster at {address}: {reason}") from None
+
+
 def run_on_ray(
     storage_url: str,
     spec: SearchSpec,
@@ -40,6 +57,7 @@ def run_on_ray(
         after); anything else is passed to ``ray.init(address=...)``, e.g. ``"auto"`` or
         ``"10.0.0.5:6379"``. When Ray is already initialized, that session is used.
     """
+    check_ray_address(address)
     try:
         import ray
         from ray import tune
