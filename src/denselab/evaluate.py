@@ -15,8 +15,11 @@ from .errors import DenselabError
 def evaluate(model, data: Dataset) -> dict:
     """``model.evaluate`` on the test split, computed from ``model.predict`` (no compile needed)."""
     from .explain import classes
+    from .runs import as_model_input, check_sample_size
 
-    predictions = np.asarray(model.predict(data.x_test, verbose=0, batch_size=1024))
+    check_sample_size(model, data)
+    x = as_model_input(model, data.x_test)
+    predictions = np.asarray(model.predict(x, verbose=0, batch_size=1024))
     if data.task == "classification":
         binary = predictions.ndim == 2 and predictions.shape[1] == 1 and data.n_classes == 2
         if not binary and (predictions.ndim != 2 or predictions.shape[1] != data.n_classes):
@@ -58,6 +61,10 @@ def evaluate_model(model_or_run: str | Path, data: str | Dataset | None = None) 
     from .runs import resolve
 
     model = load_model(model_or_run)
+    if not all(np.all(np.isfinite(w)) for w in model.get_weights()):
+        raise DenselabError(
+            f"{model_or_run} has weights that are NaN or infinite (a training that diverged?)"
+        )
     dataset = resolve(model_or_run, data, required=True).dataset
     if _scales_raw_pixels(model, dataset):  # pixels 0-255, as the model's Rescaling expects
         dataset = replace(dataset, x_test=dataset.x_test * np.float32(255))

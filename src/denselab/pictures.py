@@ -41,7 +41,7 @@ def write_run_plots(
     the classification dataset's test split when the caller has them (training's last
     validation pass): the pictures then skip predicting them again. Returns the written paths.
     """
-    from .runs import check_fits, read_history, resolve
+    from .runs import as_model_input, check_fits, read_history, resolve
 
     resolved = resolve(run_folder, data)
     model = model if model is not None else load_model(resolved.model_path)
@@ -63,7 +63,7 @@ def write_run_plots(
     check_fits(network, data)
     if data.task == "classification":
         if probabilities is None:
-            x_test = data.x_test.reshape(len(data.x_test), *network.input_shape)
+            x_test = as_model_input(model, data.x_test)
             probabilities = np.asarray(model.predict(x_test, verbose=0, batch_size=256))
         if probabilities.shape[1] == 1:  # one sigmoid unit is p(class 1)
             probabilities = np.hstack([1 - probabilities, probabilities])

@@ -135,6 +135,33 @@ def check_fits(network, dataset: Dataset) -> None:
         )
 
 
+def as_model_input(model, x: np.ndarray) -> np.ndarray:
+    """Samples ``x`` in the model's own input shape: a model declared on 784 numbers takes a
+    28x28 image as its 784 pixels, row by row (as Flatten does); one declared on (28, 28, 1)
+    takes it with the channel axis. The number of values per sample must already match."""
+    try:
+        shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    except (AttributeError, IndexError, TypeError, ValueError):  # unbuilt, or a free size
+        return x
+    x = np.asarray(x)
+    if x.shape[1:] == shape or int(np.prod(shape)) != int(np.prod(x.shape[1:])):
+        return x
+    return x.reshape(len(x), *shape)
+
+
+def check_sample_size(model, dataset: Dataset) -> None:
+    """Refuse a dataset whose samples hold another number of values than the model takes."""
+    try:
+        shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return
+    if int(np.prod(shape)) != int(np.prod(dataset.input_shape)):
+        raise DenselabError(
+            f"dataset {dataset.name} has inputs of shape {tuple(dataset.input_shape)}, "
+            f"the model expects {shape}"
+        )
+
+
 def scaled_twice(network, dataset: Dataset | None) -> bool:
     """Whether the model scales pixels 0-255 itself (a ``Rescaling(1/255)`` before its first
     Dense layer) and ``dataset`` is one of denselab's image sets, already 0-1 (pixel / 255)."""

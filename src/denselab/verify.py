@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import fileio, folders, report
+from . import fileio, folders, report, runs
 from .data import Dataset, load_dataset
 from .errors import CheckFailed, DenselabError
 
@@ -59,7 +59,8 @@ def measure(
     truth = labels(dataset)
     keras_out = None
     if model is not None:
-        keras_out = np.asarray(model.predict(dataset.x_test, verbose=0, batch_size=1024))
+        x = runs.as_model_input(model, dataset.x_test)
+        keras_out = np.asarray(model.predict(x, verbose=0, batch_size=1024))
         if oracle:  # deploy and verify: where quantization hurts, layer by layer
             from .explain_int8 import quantization_summary
             from .model import dense_network
@@ -214,6 +215,13 @@ def verify_folder(folder: str | Path, data: str | None = None, target: str | Non
         )
     dataset = load_dataset(data or _deployed_dataset(previous, dataset_name))
     model = load_model(model_path) if Path(model_path).exists() else None
+    if model is not None:
+        try:
+            runs.check_sample_size(model, dataset)
+        except DenselabError as error:  # retrained into the same run folder since
+            raise CheckFailed(
+                f"{model_path} changed since deploy ({error}); run `denselab deploy` again"
+            ) from None
     result = {
         "folder": str(folder),
         "dataset": dataset.name,

@@ -31,11 +31,15 @@ def read_npz(path: Path, task: str | None) -> Dataset:
                 raise DenselabError(
                     f"{path} lacks {', '.join(missing)}; it needs {', '.join(keys)}"
                 )
+            _check_headers(path, keys)  # sizes, before a byte of the arrays is unpacked
             arrays = {k: npz[k] for k in keys}
     except DenselabError:
         raise
     except Exception as error:  # zipfile, zlib and numpy's format parser: all "not an NPZ"
         raise numpy_error(path, "NPZ", error, "save plain numeric arrays") from None
+    for key in keys:
+        if not isinstance(arrays[key], np.ndarray):  # a member that is not a .npy at all
+            raise DenselabError(f"{path}: {key} is not an array saved by np.save")
     for key in keys:
         if not is_real(arrays[key]):
             raise DenselabError(f"{path}: {key} is not numeric ({arrays[key].dtype})")
@@ -65,6 +69,40 @@ def read_npz(path: Path, task: str | None) -> Dataset:
     if x_train.shape[1:] != x_test.shape[1:]:
         raise DenselabError(f"{path}: x_train and x_test have different sample shapes")
     return _labelled(path.stem, x_train, arrays["y_train"], x_test, arrays["y_test"], task, path)
+
+
+MAX_NPZ_BYTES = 8 << 30  # all four arrays, unpacked: Fashion-MNIST as float32 is 0.2 GB
+
+
+def _check_headers(path: Path, keys: tuple[str, ...]) -> None:
+    """Each array's shape and type from its ``.npy`` header: the four must hold at most
+    :data:`MAX_NPZ_BYTES` and agree in samples, checked before any is unpacked (a 1.5 MB
+    file of zeros unpacks to 1.6 GB)."""
+    from numpy.lib import format as npy
+
+    shapes, total = {}, 0
+    with zipfile.ZipFile(path) as archive:
+        for key in keys:
+            names = archive.namelist()
+            with archive.open(f"{key}.npy" if f"{key}.npy" in names else key) as member:
+                version = npy.read_magic(member)
+                read_header = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}
+                if version not in read_header:
+                    raise DenselabError(f"{path}: {key}.npy has header version {version}")
+                shape, _, dtype = read_header[version](member)
+            shapes[key] = shape
+            total += int(np.prod(shape, dtype=object)) * max(dtype.itemsize, 1)
+    if total > MAX_NPZ_BYTES:
+        raise DenselabError(
+            f"{path} unpacks to {total:,} bytes; denselab reads at most {MAX_NPZ_BYTES:,}"
+        )
+    for x, y in (("x_train", "y_train"), ("x_test", "y_test")):
+        if shapes[x] and shapes[y] and shapes[x][0] != shapes[y][0]:  # (a scalar: below)
+            counts = [f"{shapes[k][0]:,}" for k in (x, y)]
+            raise DenselabError(
+                f"{path}: x and y have different numbers of samples ({x}: {counts[0]}, "
+                f"{y}: {counts[1]})"
+            )
 
 
 def read_csv(path: Path, target: str | None, task: str | None) -> Dataset:

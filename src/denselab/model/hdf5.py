@@ -330,6 +330,10 @@ class _Weights:
                     f"not at most {MAX_WEIGHTS:,} floating-point numbers"
                 )
             arrays[key] = np.asarray(dataset[()], dtype=np.float32)
+            if not np.all(np.isfinite(arrays[key])):
+                raise DenselabError(
+                    f"layer {name!r}: {key} holds NaN or infinity (a training that diverged?)"
+                )
         return arrays
 
 

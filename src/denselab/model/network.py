@@ -225,6 +225,13 @@ def dense_network(model) -> DenseNetwork:
             raise refusal(layer.name, kind)
     if not layers:
         raise DenselabError("the model has no Dense layer")
+    for dense in layers:  # NaN in a kernel, or a variance below 0 folded in
+        if not (np.all(np.isfinite(dense.kernel)) and np.all(np.isfinite(dense.bias))):
+            parts = "+".join([dense.name, *dense.folded])
+            raise DenselabError(
+                f"layer {parts!r} has weights that are NaN or infinite (a training that "
+                "diverged, or a normalisation with a negative variance?)"
+            )
     if pending is not None:
         raise DenselabError(
             f"layer {pending.names[-1]!r} comes after the last Dense layer's "
@@ -353,6 +360,11 @@ def _separate_activation(layer, kind: str) -> str:
 
 def _affine(layer, kind: str, shape: tuple[int, ...]) -> _Affine:
     """The ``scale`` and ``offset`` (each of ``shape``) that ``layer`` applies at inference."""
+    with np.errstate(all="ignore"):  # a negative variance: NaN, refused by the caller
+        return _affine_of(layer, kind, shape)
+
+
+def _affine_of(layer, kind: str, shape: tuple[int, ...]) -> _Affine:
     from keras import ops
 
     def array(value) -> np.ndarray:
