@@ -678,7 +678,7 @@ def test_12_resume_refuses_settings_it_would_ignore(world, tmp_path, capsys):
     "key, value, message",
     [
         ("epochs", "5", "'epochs' has the wrong type"),
-        ("epochs", 0, "'epochs' is 0; it must be at least 1 (fix it or train a new run)"),
+        ("epochs", 0, "'epochs' is 0; it must be from 1 to 1,000,000 (fix it or train a new run)"),
         ("learning_rate", -1.0, "'learning_rate' is -1.0; it must be a positive number"),
         ("optimizer", "rmsprop", "'optimizer' is 'rmsprop'; it must be adam or sgd"),
         ("activations", ["relu"], "'activations' is ['relu']; it must be one of linear, relu"),

@@ -25,7 +25,11 @@ Every command that reports numbers takes --json. Exit status: 0 ok, 1 a check fa
 2 bad input."""
 
 
-_FORCE_HELP = "write into --out even if it holds files denselab did not write (they are kept)"
+_FORCE_HELP = (
+    "write into --out even if it holds files denselab did not write: they are kept, except "
+    "those with the name of a file the command writes, which are replaced"
+)
+_FORCE_PNG_HELP = "replace pictures of the same names that denselab did not draw"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -138,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="a run folder or a .keras/.h5 file")
     p.add_argument("--data", help="dataset (default: the run's)")
     p.add_argument("--out", help="folder for the PNGs (default: the run folder)")
+    p.add_argument("--force", action="store_true", help=_FORCE_PNG_HELP)
 
     p = command("search", "the smallest network that reaches a target accuracy within budgets")
     p.add_argument("dataset", help="a classification dataset name, or a .npz/.csv")
@@ -377,7 +382,7 @@ def _search(args) -> dict:
 def _plot(args) -> dict:
     from .pictures import write_run_plots
 
-    paths = write_run_plots(args.model, data=args.data, out=args.out)
+    paths = write_run_plots(args.model, data=args.data, out=args.out, force=args.force)
     return {"pictures": [str(p) for p in paths]}
 
 

@@ -297,7 +297,7 @@ def inspect_model(
     """The layer table of a model file or run folder, and optionally one neuron's weights."""
     from .model import dense_network, load_model
 
-    network = dense_network(load_model(model_or_run))
+    network = dense_network(load_model(model_or_run), finite=False)  # shown as they are
     result = {
         "model": str(model_or_run),
         "summary": repr(network),

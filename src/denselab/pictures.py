@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import fileio
+from . import fileio, folders
 from .data import Dataset
 from .errors import DenselabError
 from .model import dense_network, load_model
 from .plots import (
+    is_our_png,
     plot_confusion,
     plot_first_layer_weights,
     plot_learning_curves,
@@ -31,6 +32,7 @@ def write_run_plots(
     out: str | Path | None = None,
     model=None,
     probabilities: np.ndarray | None = None,
+    force: bool = False,
 ) -> list[Path]:
     """Write every picture that applies to a run folder (or a ``.keras`` file) into ``out``.
 
@@ -40,6 +42,10 @@ def write_run_plots(
     reading it back). ``probabilities``, shape (n_test, n_outputs), are the model's outputs on
     the classification dataset's test split when the caller has them (training's last
     validation pass): the pictures then skip predicting them again. Returns the written paths.
+
+    Everything is checked before the first picture is written: the dataset against the model,
+    and each picture's path: a file there that denselab did not draw is refused unless
+    ``force`` (as every command's output is).
     """
     from .runs import as_model_input, check_fits, read_history, resolve
 
@@ -47,52 +53,71 @@ def write_run_plots(
     model = model if model is not None else load_model(resolved.model_path)
     source = resolved.folder
     network = dense_network(model)
+    data = resolved.dataset
     if probabilities is not None:  # checked before any picture is written
-        probabilities = _checked(probabilities, network, resolved.dataset)
-    folder = fileio.ensure_dir(out) if out is not None else source
-    written: list[Path] = []
+        probabilities = _checked(probabilities, network, data)
+    if data is not None:
+        check_fits(network, data)
     history = read_history(source)  # checked: a list of finite numbers per metric
+    folder = Path(out) if out is not None else source
+    drawings = []  # (file name, function drawing it to a path)
     if history and history.get("loss"):
-        written.append(plot_learning_curves(history, folder / "curves.png"))
+        drawings.append(("curves.png", lambda path: plot_learning_curves(history, path)))
     if len(network.input_shape) == 2:
         first = network.layers[0]
-        written.append(plot_first_layer_weights(first, network.input_shape, folder / "weights.png"))
-    data = resolved.dataset
-    if data is None:
-        return written
-    check_fits(network, data)
-    if data.task == "classification":
+        drawings.append(
+            ("weights.png", lambda path: plot_first_layer_weights(first, network.input_shape, path))
+        )
+    if data is not None and data.task == "classification":
         if probabilities is None:
             x_test = as_model_input(model, data.x_test)
             probabilities = np.asarray(model.predict(x_test, verbose=0, batch_size=256))
         if probabilities.shape[1] == 1:  # one sigmoid unit is p(class 1)
             probabilities = np.hstack([1 - probabilities, probabilities])
-        predicted = probabilities.argmax(axis=1)
-        names = data.class_names or [str(i) for i in range(probabilities.shape[1])]
-        written.append(plot_confusion(data.y_test, predicted, names, folder / "confusion.png"))
-        if data.is_image:
-            written.append(
-                plot_misclassified(
-                    data.x_test, data.y_test, probabilities, names, folder / "misclassified.png"
-                )
-            )
-            written.append(
-                plot_prediction(
-                    data.x_test[0],
-                    probabilities[0],
-                    names,
-                    folder / "predict.png",
-                    true_label=int(data.y_test[0]),
-                    title="test image 0",
-                )
-            )
-    elif network.input_shape == (1,):
+        drawings += _classifier_drawings(data, probabilities)
+    elif data is not None and network.input_shape == (1,):
 
         def predict(x):
             return np.asarray(model.predict(x, verbose=0))
 
-        written.append(plot_line_fit(predict, data.x_train, data.y_train, folder / "line.png"))
-    return written
+        drawings.append(
+            ("line.png", lambda path: plot_line_fit(predict, data.x_train, data.y_train, path))
+        )
+    inputs = [resolved.model_path] + ([data.file] if data is not None and data.file else [])
+    for name, _ in drawings:
+        folders.check_output_file(folder / name, inputs=inputs, force=force, ours=is_our_png)
+    if drawings:
+        fileio.ensure_dir(folder)
+    return [draw(folder / name) for name, draw in drawings]
+
+
+def _classifier_drawings(data: Dataset, probabilities: np.ndarray) -> list:
+    predicted = probabilities.argmax(axis=1)
+    names = data.class_names or [str(i) for i in range(probabilities.shape[1])]
+    drawings = [("confusion.png", lambda path: plot_confusion(data.y_test, predicted, names, path))]
+    if data.is_image:
+        drawings.append(
+            (
+                "misclassified.png",
+                lambda path: plot_misclassified(
+                    data.x_test, data.y_test, probabilities, names, path
+                ),
+            )
+        )
+        drawings.append(
+            (
+                "predict.png",
+                lambda path: plot_prediction(
+                    data.x_test[0],
+                    probabilities[0],
+                    names,
+                    path,
+                    true_label=int(data.y_test[0]),
+                    title="test image 0",
+                ),
+            )
+        )
+    return drawings
 
 
 def _checked(probabilities, network, data: Dataset | None) -> np.ndarray:

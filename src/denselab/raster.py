@@ -140,4 +140,12 @@ class Canvas:
 
     def save(self, out: str | Path) -> Path:
         """Write the PNG atomically (a fast zlib level: these pictures are mostly flat)."""
-        return fileio.write_with(out, lambda tmp: self.image.save(tmp, "PNG", compress_level=3))
+        from PIL.PngImagePlugin import PngInfo
+
+        from .plots import PNG_SOFTWARE
+
+        info = PngInfo()
+        info.add_text("Software", PNG_SOFTWARE)  # see denselab.plots.is_our_png
+        return fileio.write_with(
+            out, lambda tmp: self.image.save(tmp, "PNG", compress_level=3, pnginfo=info)
+        )

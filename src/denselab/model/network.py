@@ -164,11 +164,12 @@ class _Affine:
         )
 
 
-def dense_network(model) -> DenseNetwork:
+def dense_network(model, finite: bool = True) -> DenseNetwork:
     """Read a Keras model as a :class:`DenseNetwork`, or say which layer is not dense.
 
     The model's graph must be one chain (one input, one output, each layer used once): see
-    :func:`denselab.model.graph.chain`.
+    :func:`denselab.model.graph.chain`. Weights that are NaN or infinite are refused, unless
+    ``finite=False`` (``inspect`` shows a diverged model's weights as they are).
     """
     keras = _keras()
     declared = _input_shape(model)
@@ -225,7 +226,7 @@ def dense_network(model) -> DenseNetwork:
             raise refusal(layer.name, kind)
     if not layers:
         raise DenselabError("the model has no Dense layer")
-    for dense in layers:  # NaN in a kernel, or a variance below 0 folded in
+    for dense in layers if finite else []:  # NaN in a kernel, or a variance below 0 folded
         if not (np.all(np.isfinite(dense.kernel)) and np.all(np.isfinite(dense.bias))):
             parts = "+".join([dense.name, *dense.folded])
             raise DenselabError(
