@@ -60,6 +60,8 @@ def write_run_plots(
         check_fits(network, data)
     history = read_history(source)  # checked: a list of finite numbers per metric
     folder = Path(out) if out is not None else source
+    if folder.exists() or folder.is_symlink():
+        fileio.ensure_dir(folder)  # a file or a device there: one line, before any work
     drawings = []  # (file name, function drawing it to a path)
     if history and history.get("loss"):
         drawings.append(("curves.png", lambda path: plot_learning_curves(history, path)))
