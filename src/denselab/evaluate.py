@@ -14,13 +14,16 @@ from .errors import DenselabError
 
 def evaluate(model, data: Dataset) -> dict:
     """``model.evaluate`` on the test split, computed from ``model.predict`` (no compile needed)."""
-    from .explain import classes
+    from .explain import classes, gives_logits, probabilities
     from .runs import as_model_input, check_sample_size
 
     check_sample_size(model, data)
     x = as_model_input(model, data.x_test)
     predictions = np.asarray(model.predict(x, verbose=0, batch_size=1024))
+    predictions = predictions.reshape(len(predictions), -1)  # (n, 1, 10) for a (1, 784) input
     if data.task == "classification":
+        logits = gives_logits(_network_or_none(model))
+        outputs, predictions = predictions, probabilities(predictions, logits)
         binary = predictions.ndim == 2 and predictions.shape[1] == 1 and data.n_classes == 2
         if not binary and (predictions.ndim != 2 or predictions.shape[1] != data.n_classes):
             raise DenselabError(
@@ -33,7 +36,7 @@ def evaluate(model, data: Dataset) -> dict:
         else:
             picked = np.clip(predictions[np.arange(len(predictions)), data.y_test], 1e-7, 1.0)
         loss = float(-np.mean(np.log(picked)))
-        accuracy = float(np.mean(classes(predictions) == data.y_test))
+        accuracy = float(np.mean(classes(outputs, logits) == data.y_test))
         return {
             "dataset": data.name,
             "n_samples": len(data.y_test),
@@ -69,6 +72,16 @@ def evaluate_model(model_or_run: str | Path, data: str | Dataset | None = None) 
     if _scales_raw_pixels(model, dataset):  # pixels 0-255, as the model's Rescaling expects
         dataset = replace(dataset, x_test=dataset.x_test * np.float32(255))
     return {"model": str(model_or_run), **evaluate(model, dataset)}
+
+
+def _network_or_none(model):
+    """The model as a :class:`~denselab.model.DenseNetwork`, or None if it is not one."""
+    from .model import dense_network
+
+    try:
+        return dense_network(model, finite=False)
+    except DenselabError:
+        return None
 
 
 def _scales_raw_pixels(model, dataset: Dataset) -> bool:

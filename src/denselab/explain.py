@@ -180,7 +180,7 @@ def explain(network: DenseNetwork, model, x: np.ndarray) -> Explanation:
         layers.append([_neuron(layer, j, a, z, out, number, names) for j in range(layer.n_neurons)])
         a = out
     batch = x.reshape((1, *network.input_shape))
-    keras_prediction = np.asarray(model.predict(batch, verbose=0))[0]
+    keras_prediction = np.asarray(model.predict(batch, verbose=0))[0].reshape(-1)
     tolerance = AGREEMENT_HALF if _computes_in_16_bits(model) else AGREEMENT
     return Explanation(x.reshape(-1), layers, a, keras_prediction, tolerance)
 
@@ -378,8 +378,10 @@ def predict_sample(
     network = dense_network(model)
     steps: list[str] = []
     x, label, source = choose_input(model_or_run, network, data, index, input_path, steps)
-    output = np.asarray(model.predict(x[None], verbose=0))[0]
+    output = np.asarray(model.predict(x[None], verbose=0))[0].reshape(-1)
     result = {"source": source, "label": label, "output": output.tolist()}
+    if len(output) > 1 and gives_logits(network):  # trained from_logits: not probabilities
+        result["logits"] = True
     predicted = None if isinstance(label, list) else predicted_class(network, output)
     if predicted is not None:  # (a list of labels: several regression targets, no class)
         result["predicted_class"] = predicted
@@ -403,13 +405,34 @@ def predicted_class(network: DenseNetwork, output: np.ndarray) -> int | None:
     return None
 
 
-def classes(outputs: np.ndarray) -> np.ndarray:
+def classes(outputs: np.ndarray, logits: bool = False) -> np.ndarray:
     """The class each row of ``outputs`` (n_samples, n_outputs) means: the argmax of several
-    outputs; one output is p(class 1) (a sigmoid unit), so class 1 where it is >= 0.5."""
+    outputs; one output is p(class 1) (a sigmoid unit), so class 1 where it is >= 0.5, or,
+    for a linear unit (a logit, trained ``from_logits=True``), where it is >= 0."""
     outputs = np.asarray(outputs)
-    if outputs.ndim == 2 and outputs.shape[1] == 1:
-        return (outputs[:, 0] >= 0.5).astype(np.int64)
+    outputs = outputs.reshape(len(outputs), -1)  # a model declared on (1, 784): (n, 1, 10)
+    if outputs.shape[1] == 1:
+        return (outputs[:, 0] >= (0.0 if logits else 0.5)).astype(np.int64)
     return outputs.argmax(axis=-1)
+
+
+def probabilities(outputs: np.ndarray, logits: bool) -> np.ndarray:
+    """A classifier's outputs as probabilities, (n_samples, n_outputs): as they are, or, for
+    a linear last layer (logits), through the sigmoid (one output) or the softmax."""
+    outputs = np.asarray(outputs)
+    outputs = outputs.reshape(len(outputs), -1)
+    if not logits:
+        return outputs
+    outputs = outputs.astype(np.float64)
+    if outputs.shape[1] == 1:
+        return 1.0 / (1.0 + np.exp(-outputs))
+    exp = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def gives_logits(network: DenseNetwork | None) -> bool:
+    """Whether a classifier's last layer is linear: its outputs are logits, not probabilities."""
+    return network is not None and network.layers[-1].activation == "linear"
 
 
 def choose_input(model_or_run, network: DenseNetwork, data, index, input_path, steps=None):

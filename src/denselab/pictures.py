@@ -14,6 +14,8 @@ import numpy as np
 from . import fileio, folders
 from .data import Dataset
 from .errors import DenselabError
+from .explain import gives_logits
+from .explain import probabilities as as_probabilities
 from .model import dense_network, load_model
 from .plots import (
     is_our_png,
@@ -74,6 +76,7 @@ def write_run_plots(
         if probabilities is None:
             x_test = as_model_input(model, data.x_test)
             probabilities = np.asarray(model.predict(x_test, verbose=0, batch_size=256))
+        probabilities = as_probabilities(probabilities, gives_logits(network))  # (n, classes)
         if probabilities.shape[1] == 1:  # one sigmoid unit is p(class 1)
             probabilities = np.hstack([1 - probabilities, probabilities])
         drawings += _classifier_drawings(data, probabilities)

@@ -58,9 +58,12 @@ def measure(
         result["tflm_arena_bytes"] = tflm_arena_bytes(int8_tflite)
     truth = labels(dataset)
     keras_out = None
+    last = quantized.layers[-1]  # a FULLY_CONNECTED with no activation: logits
+    logits = last.kind == "dense" and last.activation == "none"
     if model is not None:
         x = runs.as_model_input(model, dataset.x_test)
         keras_out = np.asarray(model.predict(x, verbose=0, batch_size=1024))
+        keras_out = keras_out.reshape(len(keras_out), -1)  # (n, 1, 10) for a (1, 784) input
         if oracle:  # deploy and verify: where quantization hurts, layer by layer
             from .explain_int8 import quantization_summary
             from .model import dense_network
@@ -72,11 +75,11 @@ def measure(
         from .explain import classes
 
         if keras_out is not None:
-            result["keras_accuracy"] = float(np.mean(classes(keras_out) == truth))
+            result["keras_accuracy"] = float(np.mean(classes(keras_out, logits) == truth))
         if tflm is not None:
-            tflm_classes = classes(quantized.dequantize_output(tflm))
+            tflm_classes = classes(quantized.dequantize_output(tflm), logits)
             result["tflm_int8_accuracy"] = float(np.mean(tflm_classes == truth))
-        c_classes = classes(quantized.dequantize_output(c_out))
+        c_classes = classes(quantized.dequantize_output(c_out), logits)
         result["c_int8_accuracy"] = float(np.mean(c_classes == truth))
     else:  # every target, not only the first
         truth = np.reshape(dataset.y_test, (len(dataset.y_test), -1)).astype(np.float32)

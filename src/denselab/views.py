@@ -194,6 +194,11 @@ def predict(result: dict) -> None:
     if "predicted_class" not in result:  # regression: the outputs are the prediction
         truth = "" if label is None else f" (true {label})"
         report.say(f"output {_vector(output)}{truth}")
+    elif len(output) > 1 and result.get("logits"):  # a linear last layer: not probabilities
+        rows = [(i, f"{z:.6f}") for i, z in enumerate(output)]
+        report.table(
+            "class outputs (logits: softmax makes them probabilities)", ["class", "logit"], rows
+        )
     elif len(output) > 1:
         rows = [(i, f"{p:.6f}", "#" * int(round(p * 40))) for i, p in enumerate(output)]
         report.table("class probabilities", ["class", "probability", ""], rows)

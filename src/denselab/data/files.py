@@ -53,6 +53,8 @@ def read_npz(path: Path, task: str | None) -> Dataset:
         y = arrays[key]
         if y.ndim == 2 and y.shape[1] == 1:
             arrays[key] = y = y[:, 0]
+        if task != "regression" and _one_hot(y):  # keras.utils.to_categorical's labels
+            arrays[key] = y = np.argmax(y, axis=1)
         several = y.ndim == 2 and y.shape[1] > 1 and task != "classification"
         if y.ndim != 1 and not several:
             raise DenselabError(
@@ -69,6 +71,13 @@ def read_npz(path: Path, task: str | None) -> Dataset:
     if x_train.shape[1:] != x_test.shape[1:]:
         raise DenselabError(f"{path}: x_train and x_test have different sample shapes")
     return _labelled(path.stem, x_train, arrays["y_train"], x_test, arrays["y_test"], task, path)
+
+
+def _one_hot(y: np.ndarray) -> bool:
+    """Whether ``y`` (n, k) holds one-hot rows (``to_categorical``): a single 1, the rest 0."""
+    if y.ndim != 2 or y.shape[1] < 2 or len(y) == 0 or not is_real(y):
+        return False
+    return bool(np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1))
 
 
 MAX_NPZ_BYTES = 8 << 30  # all four arrays, unpacked: Fashion-MNIST as float32 is 0.2 GB
