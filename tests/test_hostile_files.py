@@ -170,3 +170,80 @@ def test_a_hand_edited_report_is_one_line(lesson_run, tmp_path_factory, capsys, 
     edit(report)
     (folder / "report.json").write_text(json.dumps(report))
     assert message in refused(capsys, "explore", folder, "--out", folder / "page.html")
+
+
+# --- a second review ---------------------------------------------------------------------------
+
+
+def test_explore_never_writes_its_page_over_a_run_file(run_copy, capsys, cli):
+    before = (run_copy / "run.json").read_bytes()
+    err = refused(capsys, "explore", run_copy, "--out", run_copy / "run.json")
+    assert "run.json exists and denselab did not write it" in err
+    assert (run_copy / "run.json").read_bytes() == before
+    cli("explore", run_copy, "--out", run_copy / "page.html")
+    cli("explore", run_copy, "--out", run_copy / "page.html")  # a page replaces a page
+
+
+def test_an_output_link_that_loops_is_refused(run_copy, tmp_path, capsys):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    assert "is a loop of symbolic links" in refused(
+        capsys, "explore", run_copy, "--out", tmp_path / "a"
+    )
+    assert (tmp_path / "a").is_symlink()
+
+
+def test_an_npy_of_bytes_is_shown_not_a_traceback(lesson_run, tmp_path, cli):
+    np.save(tmp_path / "bytes.npy", np.full((28, 28), 255, np.uint8))
+    shown = cli("predict", lesson_run.path, "--input", tmp_path / "bytes.npy")
+    assert "predicted class" in shown
+
+
+def test_verify_with_another_dataset_is_bad_input_not_a_changed_model(lesson_run, tmp_path, capsys):
+    assert (
+        main(["deploy", str(lesson_run.path), "--out", str(tmp_path / "fw"), "--target", "none"])
+        == 0
+    )
+    err = refused(capsys, "verify", tmp_path / "fw", "--data", "digits")
+    assert "--data digits: dataset digits has inputs of shape (8, 8)" in err
+
+
+def test_search_refuses_a_users_results_and_a_file_that_is_not_its_study(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "search.json").write_text('{"mine": 1}')
+    args = ["search", "digits", "--target-accuracy", "0.5", "--trials", "1"]
+    assert "search.json exists and denselab did not write it" in refused(
+        capsys, *args, "--out", mine
+    )
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "study.db").write_text("not a database")
+    assert "is not a study database (SQLite)" in refused(capsys, *args, "--out", junk)
+    assert sorted(p.name for p in mine.iterdir()) == ["search.json"]
+    assert sorted(p.name for p in junk.iterdir()) == ["study.db"]
+
+
+def test_tour_refuses_its_out_before_the_lessons(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("mine")
+    capsys.readouterr()
+    assert main(["tour", "--out", str(tmp_path / "a-file")]) == 2
+    out, err = capsys.readouterr()
+    assert "output folder" in err and "is a file" in err
+    assert "my_layer" not in out  # lesson 1 never ran (it prints my_layer.get_weights())
+
+
+def test_a_name_too_long_for_a_file_is_refused_before_any_work(lesson_run, tmp_path, capsys):
+    err = refused(capsys, "deploy", lesson_run.path, "--out", tmp_path / "fw", "--name", "a" * 300)
+    assert "the name is 300 characters; give at most 64" in err
+
+
+def test_a_keras_backend_that_cannot_start_is_one_line(lesson_run):
+    from conftest import run_denselab
+
+    result = run_denselab("predict", str(lesson_run.path), env={"KERAS_BACKEND": "bogus"})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "denselab predict: Keras cannot start with KERAS_BACKEND='bogus' (Unable to import "
+        "backend : bogus); denselab runs on jax (its default) or tensorflow"
+    ]

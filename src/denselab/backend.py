@@ -37,11 +37,20 @@ def lean_keras() -> None:
 def keras():
     """Import and return ``keras`` with denselab's default backend and quiet TensorFlow logs."""
     _settings()
-    if _hidden is not None and "keras" not in sys.modules:
-        with _hidden.active():
+    try:
+        if _hidden is not None and "keras" not in sys.modules:
+            with _hidden.active():
+                import keras as _keras
+        else:
             import keras as _keras
-    else:
-        import keras as _keras
+    except (ImportError, ValueError) as error:  # KERAS_BACKEND=torch without torch, or bogus
+        from .errors import DenselabError
+
+        backend = os.environ.get("KERAS_BACKEND")
+        raise DenselabError(
+            f"Keras cannot start with KERAS_BACKEND={backend!r} ({str(error)[:80]}); denselab "
+            "runs on jax (its default) or tensorflow"
+        ) from None
     return _keras
 
 

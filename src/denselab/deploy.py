@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import fileio, folders, report, runs
+from . import fileio, folders, interrupts, report, runs
 from .data import Dataset
 from .errors import DenselabError
 from .int8.convert import CALIBRATION_SAMPLES
@@ -66,7 +66,8 @@ def deploy(
     inputs = [resolved.model_path] + ([data] if isinstance(data, (str, Path)) else [])
     folder = Path(out)
 
-    with folders.folder_transaction(folder, "deploy", force=force, inputs=inputs) as staging:
+    transaction = folders.folder_transaction(folder, "deploy", force=force, inputs=inputs)
+    with interrupts.stoppable(), transaction as staging:
         calibration = draw_calibration(dataset.x_train, calibration_samples)
         report.say(
             f"quantizing to int8 with TFLiteConverter, calibrated on {len(calibration)} "
@@ -99,6 +100,7 @@ def deploy(
         if on_chip is not None:
             result["target"] = on_chip
         fileio.write_json(staging / "report.json", result)
+        interrupts.check()  # a Ctrl-C a library swallowed (XLA's gc callback): no swap
     check_bit_exact(result)  # after the swap: a folder that differs is kept, to be looked at
     return DeployReport(result)
 

@@ -94,6 +94,7 @@ def write_explorer(
         inputs=inputs,
         force=force,
         ours=is_explorer_page,
+        recorded=False,
     )
     network = dense_network(load_model(resolved.model_path))
     data = resolved.dataset

@@ -234,6 +234,11 @@ def replaceable_file(target: str | os.PathLike) -> Path:
     a rename would swap ``/dev/null`` itself for a regular file."""
     target = Path(target)
     if target.is_symlink():
+        try:
+            os.stat(target)
+        except OSError as error:
+            if error.errno == errno.ELOOP:  # a link to a link ... back to itself
+                raise DenselabError(f"{target} is a loop of symbolic links") from None
         real = Path(os.path.realpath(target))
         if not real.parent.is_dir():
             raise DenselabError(f"{target} is a symbolic link to {real}, which cannot be written")

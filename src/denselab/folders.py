@@ -26,10 +26,13 @@ def check_output_file(
     inputs: Iterable[str | os.PathLike] = (),
     force: bool = False,
     ours: Callable[[Path], bool] | None = None,
+    recorded: bool = True,
 ) -> Path:
     """Refuse to replace ``target`` (a single output file, e.g. the explorer page) when it is
     not a regular file, when it is one of the command's ``inputs``, or when denselab did not
-    write it (neither recorded in its folder's manifest nor ``ours(path)``) unless ``force``."""
+    write it (neither recorded in its folder's manifest nor ``ours(path)``) unless ``force``.
+    With ``recorded=False`` only ``ours`` counts: a page may replace a page, not a run's
+    ``run.json`` or a deploy folder's ``model.c``, which denselab wrote too."""
     target = fileio.replaceable_file(target)
     if not target.exists():
         return target
@@ -37,7 +40,11 @@ def check_output_file(
         with contextlib.suppress(OSError):
             if os.path.samefile(target, source):
                 raise DenselabError(f"--out {target} is this command's input; choose another --out")
-    if not force and not _recorded(target) and not (ours is not None and ours(target)):
+    if (
+        not force
+        and not (recorded and _recorded(target))
+        and not (ours is not None and ours(target))
+    ):
         raise DenselabError(
             f"{target} exists and denselab did not write it; choose another --out, or add "
             "--force to replace it"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import report
+from . import folders, report
 from .data import load_dataset
 from .errors import DenselabError
 from .lessons import check_seed, classifier_lesson, neuron_lesson
@@ -24,6 +24,8 @@ def tour(seed: int = 0, epochs: int = 20, out: str | Path | None = None) -> dict
     check_seed(seed)
     if not 1 <= epochs <= MAX_EPOCHS:
         raise DenselabError(f"--epochs must be from 1 to {MAX_EPOCHS:,}")
+    if out is not None:  # refused now, not after lessons 1 and 1b
+        folders.output_folder(out, "run")
     lesson_1 = neuron_lesson(seed=seed)
     lesson_1b = neuron_lesson(hidden=2, seed=seed)
     dataset = "mnist" if available("mnist")[0] else "mnist-5k"

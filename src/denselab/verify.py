@@ -221,7 +221,10 @@ def verify_folder(folder: str | Path, data: str | None = None, target: str | Non
     if model is not None:
         try:
             runs.check_sample_size(model, dataset)
-        except DenselabError as error:  # retrained into the same run folder since
+        except DenselabError as error:
+            if data:  # the dataset the user named is not the model's
+                raise DenselabError(f"--data {data}: {error}") from None
+            # the dataset is deploy's own: the model was retrained into its run folder since
             raise CheckFailed(
                 f"{model_path} changed since deploy ({error}); run `denselab deploy` again"
             ) from None

@@ -226,8 +226,10 @@ def _stand_in(dataset: str | None) -> None:
 
 
 def image_text(image, shades: str = " .:-=+*#%@") -> str:
-    """A grey image (rows of values in [0, 1]) as text, two characters per pixel."""
-    levels = np.clip(np.round(np.asarray(image, dtype=float) * (len(shades) - 1)), 0, None)
+    """A grey image (rows of values in [0, 1]; others are shown clipped to it) as text, two
+    characters per pixel."""
+    values = np.nan_to_num(np.clip(np.asarray(image, dtype=float), 0.0, 1.0), nan=0.0)
+    levels = np.round(values * (len(shades) - 1))
     return "\n".join("".join(shades[int(v)] * 2 for v in row) for row in levels)
 
 

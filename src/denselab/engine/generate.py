@@ -37,6 +37,9 @@ RESERVED_NAMES = frozenset(
 )
 
 
+MAX_NAME = 64
+
+
 def generate_c(quantized: QuantizedNetwork | bytes, name: str = "model") -> dict[str, str]:
     """The C99 engine for ``quantized`` (or int8 .tflite bytes), as file name -> text.
 
@@ -387,5 +390,7 @@ def check_model_name(name: str) -> None:
     any case: ``TEST_SAMPLES.h`` would share ``test_samples.h``'s include guard (and be that
     very file on a case-insensitive disk)."""
     check_c_name(name)
+    if len(name) > MAX_NAME:  # {name}_tflite.c and the staging folder must fit a file name
+        raise DenselabError(f"the name is {len(name)} characters; give at most {MAX_NAME}")
     if name.lower() in RESERVED_NAMES or name.lower().startswith("denselab_"):
         raise DenselabError(f"{name!r} is taken by a file the engine needs; choose another name")

@@ -80,6 +80,7 @@ def search(
         raise DenselabError(f"search needs a classification dataset; {data.name} is regression")
     view = validation_view(data, VALIDATION_FRACTION, seed)
     folders.output_folder(Path(out) / "chosen", "run", force)  # refused now, not after the trials
+    _check_outputs(Path(out), force)
     folder = fileio.ensure_dir(out).resolve()
     # the fewest inputs a trial may read: the widest first layer the flash leaves room for
     n_inputs = int(used_inputs(view.x_train, max(INPUT_USE)).sum()) or 1
@@ -192,6 +193,33 @@ def starting_points(spec: SearchSpec, view: Dataset) -> list[dict]:
             }
         )
     return points
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _check_outputs(out: Path, force: bool) -> None:
+    """Before the first trial: ``search.json`` and ``search_pareto.png`` in ``out`` are a
+    search's own (or ``force``), and ``study.db`` is a regular SQLite file, or absent."""
+    from ..plots import is_our_png
+
+    def our_result(path: Path) -> bool:
+        try:
+            result = fileio.load_json(path)
+        except (OSError, ValueError, DenselabError):
+            return False
+        return isinstance(result, dict) and {"pareto_front", "chosen"} <= set(result)
+
+    folders.check_output_file(out / "search.json", force=force, ours=our_result)
+    folders.check_output_file(out / "search_pareto.png", force=force, ours=is_our_png)
+    study = fileio.check_regular(out / "study.db")
+    if study.exists():
+        with open(study, "rb") as stream:
+            if stream.read(16) != SQLITE_HEADER:
+                raise DenselabError(
+                    f"{study} is not a study database (SQLite); move it away or choose "
+                    "another --out"
+                )
 
 
 def _check_arguments(target_accuracy, max_flash, max_ram, trials, workers, epochs_max) -> None:
