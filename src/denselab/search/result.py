@@ -166,7 +166,12 @@ def _plot(rows, front, chosen, spec: SearchSpec, out: Path) -> Path:
     ax.set_title(f"{plain_text(spec.dataset)}: the smallest network that does the job")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    return fileio.write_with(out, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
+    from ..plots import PNG_SOFTWARE  # marks it denselab's: a rerun may redraw it
+
+    return fileio.write_with(
+        out,
+        lambda tmp: figure.savefig(tmp, format="png", dpi=100, metadata={"Software": PNG_SOFTWARE}),
+    )
 
 
 def _label(row: dict) -> str:
