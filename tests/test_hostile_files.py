@@ -55,7 +55,13 @@ def test_a_history_no_training_writes_is_refused(run_copy, capsys):
 
 
 def _digest(folder):
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+    """Every file under ``folder`` by its path, with its sha256 (folders as their names)."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        if p.is_file()
+        else "/"
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 def test_plot_never_replaces_a_picture_denselab_did_not_draw(lesson_run, tmp_path, capsys, cli):
@@ -247,3 +253,38 @@ def test_a_keras_backend_that_cannot_start_is_one_line(lesson_run):
         "denselab predict: Keras cannot start with KERAS_BACKEND='bogus' (Unable to import "
         "backend : bogus); denselab runs on jax (its default) or tensorflow"
     ]
+
+
+@pytest.mark.parametrize(
+    "name, make",
+    [
+        (".run.partial", lambda p: (p.mkdir(), (p / "thesis.txt").write_text("mine"))),
+        (".run.old", lambda p: (p.mkdir(), (p / "thesis.txt").write_text("mine"))),
+        (".run.lock", lambda p: p.write_text("my notes")),
+    ],
+    ids=["partial", "old", "lock"],
+)
+def test_what_sits_beside_an_output_folder_under_its_names_is_not_deleted(
+    tmp_path, capsys, name, make
+):
+    """denselab builds a folder as .NAME.partial, may retire the old one as .NAME.old, and
+    locks .NAME.lock; entries of those names that it did not make are refused, not removed."""
+    make(tmp_path / name)
+    before = _digest(tmp_path)
+    args = ("train", "digits", "--epochs", "1", "--out", tmp_path / "run", "--no-plots")
+    assert "is in the way of" in refused(capsys, *args)
+    assert _digest(tmp_path) == before
+    assert not (tmp_path / "run").exists()
+
+
+def test_what_a_killed_command_left_is_cleared(tmp_path, cli):
+    """Control: a staging folder with denselab's mark, and a lock holding a process number,
+    are a killed command's: the next command clears them and writes its folder."""
+    staging = tmp_path / ".run.partial"
+    staging.mkdir()
+    (staging / ".denselab-staging").touch()
+    (staging / "history.json").write_text("{}")
+    (tmp_path / ".run.lock").write_text("12345")
+    cli("train", "digits", "--epochs", "1", "--out", tmp_path / "run", "--no-plots")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert not (tmp_path / "run" / ".denselab-staging").exists()

@@ -89,12 +89,13 @@ def folder_transaction(
     fileio.ensure_dir(target.parent)
     with folder_lock(target, shown):
         kept = _unowned_entries(target, shown, kind, force)  # again, now no one else writes
-        _recover(target)
+        _recover(target, shown)
         staging = target.parent / f".{target.name}.partial"
         if os.path.lexists(staging):  # left by a command that was killed
-            _remove(staging)
+            _remove_ours(staging, shown)
         try:
             staging.mkdir()
+            (staging / STAGING_MARK).touch()  # says whose it is, should it be left behind
             if target.is_dir():
                 os.chmod(staging, stat.S_IMODE(target.stat().st_mode))
         except OSError as error:
@@ -105,7 +106,8 @@ def folder_transaction(
             with _uninterrupted():
                 try:
                     _carry_over(target, staging, kept)
-                    write_manifest(staging, kind, exclude=kept)
+                    write_manifest(staging, kind, exclude=[*kept, STAGING_MARK])  # says whose
+                    os.unlink(staging / STAGING_MARK)
                     fileio.fsync_folder(staging)
                     _swap(staging, target)
                 except OSError as error:
@@ -158,6 +160,7 @@ def folder_lock(target: Path, shown: Path | None = None) -> Iterator[None]:
         yield
         return
     lock = target.parent / f".{target.name}.lock"
+    _check_lock_is_ours(lock, shown)
     while True:
         try:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
@@ -187,6 +190,21 @@ def folder_lock(target: Path, shown: Path | None = None) -> Iterator[None]:
         with contextlib.suppress(OSError):
             os.unlink(lock)
         os.close(fd)
+
+
+def _check_lock_is_ours(lock: Path, shown: Path) -> None:
+    """A ``.<name>.lock`` that is there already must be denselab's: empty, or a process
+    number (one killed before it could remove it). A file of the user's is refused."""
+    if not os.path.lexists(lock):
+        return
+    if not lock.is_file() or lock.is_symlink():
+        raise DenselabError(f"{lock} is in the way of {shown} and is not a lock; move it away")
+    with open(lock, "rb") as stream:
+        held = stream.read(33).strip()
+    if held and not (len(held) <= 32 and held.isdigit()):
+        raise DenselabError(
+            f"{lock} is in the way of {shown} and denselab did not make it; move it away"
+        )
 
 
 def write_manifest(folder: Path, kind: str, exclude: Iterable[str] = ()) -> Path:
@@ -369,14 +387,37 @@ def _exchange(first: Path, second: Path) -> bool:
     return True
 
 
-def _recover(target: Path) -> None:
+def _recover(target: Path, shown: Path | None = None) -> None:
     """After a kill between :func:`_swap`'s two renames, put the old folder back."""
     retired = target.parent / f".{target.name}.old"
     if os.path.lexists(retired):
+        _check_ours(retired, shown or target)
         if os.path.lexists(target):
             _remove(retired)
         else:
             os.rename(retired, target)
+
+
+STAGING_MARK = ".denselab-staging"  # in a folder being built, until its manifest is written
+
+
+def _remove_ours(path: Path, shown: Path) -> None:
+    """Remove ``path`` (``.<name>.partial`` beside an output folder) if a denselab command
+    left it; see :func:`_check_ours`."""
+    _check_ours(path, shown)
+    _remove(path)
+
+
+def _check_ours(path: Path, shown: Path) -> None:
+    """``.<name>.partial`` or ``.<name>.old`` beside an output folder is denselab's if it is a
+    folder holding the staging mark or a manifest. Anything else of that name is someone's,
+    and in the way: refused, never deleted or moved."""
+    if path.is_dir() and not path.is_symlink():
+        if (path / STAGING_MARK).is_file() or (path / MANIFEST).is_file():
+            return
+    raise DenselabError(
+        f"{path} is in the way of {shown} and denselab did not make it; move it away"
+    )
 
 
 def _remove(path: Path) -> None:
