@@ -120,3 +120,35 @@ def test_labels_the_outputs_cannot_mean_are_refused(tmp_path, capsys):
     )
     assert "has labels 0..6 but the model has 3 outputs" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+
+
+def test_whole_number_targets_are_a_regression_when_told(tmp_path, cli, capsys):
+    """Ages 18-90 look like 84 classes to the guess; --task regression says what they are,
+    and the deploy folder remembers it for verify."""
+    from denselab.backend import keras as _keras
+
+    keras = _keras()
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 5)).astype(np.float32)
+    age = np.clip(np.round(50 + 10 * x[:, 0] + 5 * x[:, 1]), 18, 90).astype(np.int64)
+    np.savez(
+        tmp_path / "age.npz", x_train=x[:240], y_train=age[:240], x_test=x[240:], y_test=age[240:]
+    )
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(1)])
+    model.set_weights(
+        [np.array([[10.0], [5.0], [0], [0], [0]], np.float32), np.array([50.0], np.float32)]
+    )
+    model.save(tmp_path / "age.keras")
+    args = ("evaluate", tmp_path / "age.keras", "--data", tmp_path / "age.npz")
+    assert "(numbers to predict? add --task regression)" in refused(capsys, *args)
+    scores = cli(*args, "--task", "regression", "--json")
+    predicted = model.predict(x[240:], verbose=0)[:, 0]
+    assert scores["mae"] == pytest.approx(np.mean(np.abs(predicted - age[240:])), rel=1e-5)
+    report = cli(
+        "deploy", tmp_path / "age.keras", "--data", tmp_path / "age.npz", "--task", "regression",
+        "--out", tmp_path / "fw", "--target", "none", "--json",
+    )  # fmt: skip
+    assert report["data_task"] == "regression" and report["keras_mae"] == pytest.approx(
+        scores["mae"], rel=1e-5
+    )
+    assert cli("verify", tmp_path / "fw", "--json")["c_vs_tflm_differing_samples"] == 0

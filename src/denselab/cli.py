@@ -29,6 +29,7 @@ _FORCE_HELP = (
     "write into --out even if it holds files denselab did not write: they are kept, except "
     "those with the name of a file the command writes, which are replaced"
 )
+_TASK_HELP = "what --data FILE's labels are (default: guessed from them)"
 _FORCE_PNG_HELP = "replace pictures of the same names that denselab did not draw"
 
 
@@ -98,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
         p = command(name, help)
         p.add_argument("model", help="a .keras/.h5 file or a run folder")
         p.add_argument("--data", help="dataset name or .npz/.csv (default: the run's dataset)")
+        p.add_argument("--task", choices=["classification", "regression"], help=_TASK_HELP)
         p.add_argument("--index", type=int, help="test sample index (default 0)")
         p.add_argument("--input", help="a .npy array or a PNG/JPEG image instead of --index")
         if name == "explain":
@@ -111,12 +113,14 @@ def _parser() -> argparse.ArgumentParser:
     p = command("evaluate", "loss and accuracy on a dataset's test split")
     p.add_argument("model", help="a .keras/.h5 file or a run folder")
     p.add_argument("--data", help="dataset name or .npz/.csv (default: the run's dataset)")
+    p.add_argument("--task", choices=["classification", "regression"], help=_TASK_HELP)
 
     command("datasets", "the datasets denselab knows and whether each is on this machine")
 
     p = command("deploy", "int8 TFLite and a C99 engine bit-exact with TFLite Micro")
     p.add_argument("model", help="a .keras/.h5 file or a run folder")
     p.add_argument("--data", help="dataset for calibration and checks (default: the run's)")
+    p.add_argument("--task", choices=["classification", "regression"], help=_TASK_HELP)
     p.add_argument("--out", required=True, help="folder to write into")
     p.add_argument("--name", default="model", help="C prefix and file names (default model)")
     p.add_argument(
@@ -141,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     p = command("plot", "pictures: learning curves, first-layer weights, confusion, mistakes")
     p.add_argument("model", help="a run folder or a .keras/.h5 file")
     p.add_argument("--data", help="dataset (default: the run's)")
+    p.add_argument("--task", choices=["classification", "regression"], help=_TASK_HELP)
     p.add_argument("--out", help="folder for the PNGs (default: the run folder)")
     p.add_argument("--force", action="store_true", help=_FORCE_PNG_HELP)
 
@@ -178,6 +183,7 @@ def _parser() -> argparse.ArgumentParser:
         "has an int8 mode: the network as the chip computes it)",
     )
     p.add_argument("--data", help="dataset for the test-image browser (default: the run's)")
+    p.add_argument("--task", choices=["classification", "regression"], help=_TASK_HELP)
     p.add_argument("--out", help="HTML file (default explorer.html in the run folder)")
     p.add_argument("--open", action="store_true", help="open it in a web browser")
     p.add_argument(
@@ -318,26 +324,40 @@ def _inspect(args) -> dict:
     return inspect_model(args.model, layer=args.layer, neuron=args.neuron)
 
 
+def _data(args):
+    """``--data`` as given, or, with ``--task``, the file read as that task."""
+    task = getattr(args, "task", None)
+    if task is None:
+        return args.data
+    if not args.data:
+        from .errors import DenselabError
+
+        raise DenselabError("--task says what --data FILE's labels are: give --data too")
+    from .data import load_dataset
+
+    return load_dataset(args.data, task=task)
+
+
 def _explain(args) -> dict:
     if args.int8:
         from .explain_int8 import explain_int8
 
-        return explain_int8(args.model, args.data, index=args.index, input_path=args.input)
+        return explain_int8(args.model, _data(args), index=args.index, input_path=args.input)
     from .explain import explain_sample
 
-    return explain_sample(args.model, args.data, index=args.index, input_path=args.input)
+    return explain_sample(args.model, _data(args), index=args.index, input_path=args.input)
 
 
 def _predict(args) -> dict:
     from .explain import predict_sample
 
-    return predict_sample(args.model, args.data, index=args.index, input_path=args.input)
+    return predict_sample(args.model, _data(args), index=args.index, input_path=args.input)
 
 
 def _evaluate(args) -> dict:
     from .evaluate import evaluate_model
 
-    return evaluate_model(args.model, args.data)
+    return evaluate_model(args.model, _data(args))
 
 
 def _datasets(args) -> dict:
@@ -351,7 +371,7 @@ def _deploy(args) -> dict:
 
     target = None if args.target == "none" else args.target
     return deploy(
-        args.model, data=args.data, out=args.out, name=args.name, target=target, force=args.force
+        args.model, data=_data(args), out=args.out, name=args.name, target=target, force=args.force
     )
 
 
@@ -382,14 +402,14 @@ def _search(args) -> dict:
 def _plot(args) -> dict:
     from .pictures import write_run_plots
 
-    paths = write_run_plots(args.model, data=args.data, out=args.out, force=args.force)
+    paths = write_run_plots(args.model, data=_data(args), out=args.out, force=args.force)
     return {"pictures": [str(p) for p in paths]}
 
 
 def _explore(args) -> dict:
     from .explore import write_explorer
 
-    path = write_explorer(args.model, args.out, data=args.data, force=args.force)
+    path = write_explorer(args.model, args.out, data=_data(args), force=args.force)
     if args.open:
         import webbrowser
 

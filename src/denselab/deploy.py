@@ -117,11 +117,17 @@ def _check_engine_limits(network) -> None:
             )
 
 
-def deployed_dataset(deployed: dict) -> str | None:
-    """The dataset a deploy folder's ``report.json`` was made with: the user's file, where
-    deploy recorded one (its name alone would be looked up among the built-in datasets), or
-    the built-in dataset's name."""
-    return _text(deployed, "data_file") or _text(deployed, "dataset")
+def deployed_dataset(deployed: dict):
+    """The dataset a deploy folder's ``report.json`` was made with: the user's file, read as
+    deploy read it (its name alone would be looked up among the built-in datasets), or the
+    built-in dataset's name."""
+    path = _text(deployed, "data_file")
+    task = _text(deployed, "data_task")
+    if path and task in ("classification", "regression"):
+        from .data import load_dataset
+
+        return load_dataset(path, task=task)
+    return path or _text(deployed, "dataset")
 
 
 def deployed_model(deployed: dict) -> str:
@@ -149,4 +155,8 @@ def dataset_file(dataset: Dataset) -> dict:
     if dataset.file is None or not Path(dataset.file).is_file():
         return {}
     path = Path(dataset.file)
-    return {"data_file": str(path.resolve()), "data_sha256": fileio.file_sha256(path)}
+    return {
+        "data_file": str(path.resolve()),
+        "data_sha256": fileio.file_sha256(path),
+        "data_task": dataset.task,  # as deploy read it (--task, or guessed)
+    }

@@ -29,6 +29,11 @@ def evaluate(model, data: Dataset) -> dict:
             raise DenselabError(
                 f"the model has {predictions.shape[-1]} outputs but {data.name} has "
                 f"{data.n_classes} classes"
+                + (
+                    " (numbers to predict? add --task regression)"
+                    if binary is False and predictions.shape[1] == 1
+                    else ""
+                )
             )
         if binary:  # one sigmoid unit is p(class 1): binary cross-entropy
             p1 = np.clip(predictions[:, 0], 1e-7, 1 - 1e-7)

@@ -127,6 +127,7 @@ def check_fits(network, dataset: Dataset) -> None:
             raise DenselabError(
                 f"dataset {dataset.name} has labels 0..{highest} but the model has {outputs} "
                 "outputs, one per class; give the dataset it was trained on"
+                + (" (numbers to predict? add --task regression)" if outputs == 1 else "")
             )
     elif outputs != dataset.n_targets:
         raise DenselabError(

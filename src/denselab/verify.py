@@ -216,7 +216,9 @@ def verify_folder(folder: str | Path, data: str | None = None, target: str | Non
             f"{folder}: {', '.join(unrecorded)} not recorded in {folders.MANIFEST}; run `denselab "
             "deploy` again"
         )
-    dataset = load_dataset(data or _deployed_dataset(previous, dataset_name))
+    task = previous.get("data_task") if not data and isinstance(previous, dict) else None
+    task = task if task in ("classification", "regression") else None
+    dataset = load_dataset(data or _deployed_dataset(previous, dataset_name), task=task)
     model = load_model(model_path) if Path(model_path).exists() else None
     if model is not None:
         try:
