@@ -122,3 +122,18 @@ def test_npz_needs_its_four_arrays_and_no_pickles(tmp_path):
 def test_unknown_dataset_names_the_ones_that_exist():
     with pytest.raises(DenselabError, match="use one of line, mnist, fashion-mnist, mnist-5k"):
         load_dataset("cifar-10")
+
+
+def test_quoted_csv_cells_are_cells(tmp_path):
+    """As spreadsheets and pandas (QUOTE_ALL) write them: a quoted header with a comma in a
+    name, quoted numbers."""
+    from denselab.data import load_dataset
+
+    (tmp_path / "quoted.csv").write_text(
+        'a,"b,x",label\n' + "".join(f'"{i}.5","{i * 2}",{i % 2}\n' for i in range(10))
+    )
+    data = load_dataset(str(tmp_path / "quoted.csv"))
+    assert data.x_train.shape[1] == 2 and data.task == "classification"
+    assert sorted(np.concatenate([data.x_train[:, 0], data.x_test[:, 0]])) == [
+        i + 0.5 for i in range(10)
+    ]

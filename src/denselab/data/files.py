@@ -7,6 +7,7 @@ or Keras. Pickles are never loaded. The task is guessed from the labels unless g
 
 from __future__ import annotations
 
+import csv
 import zipfile
 from pathlib import Path
 
@@ -129,13 +130,13 @@ def read_csv(path: Path, target: str | None, task: str | None) -> Dataset:
     ]
     if not numbered:
         raise DenselabError(f"{path} is empty")
-    first = [cell.strip() for cell in numbered[0][1].split(",")]
+    first = [cell.strip() for cell in _cells(numbered[0], path)]
     header = not all(_is_number(cell) for cell in first)
     names = first if header else [str(i) for i in range(len(first))]
     rows = numbered[1:] if header else numbered
     values = []
     for number, row in rows:
-        cells = row.split(",")
+        cells = _cells((number, row), path)
         if len(cells) != len(names):
             raise DenselabError(
                 f"{path} line {number}: {len(cells)} columns, but the first line has {len(names)}"
@@ -158,6 +159,16 @@ def read_csv(path: Path, target: str | None, task: str | None) -> Dataset:
     cut = max(1, int(len(x) * 0.8))
     train, test = order[:cut], order[cut:] if cut < len(x) else order[:1]
     return _labelled(path.stem, x[train], y[train], x[test], y[test], task, path)
+
+
+def _cells(numbered_line: tuple[int, str], path: Path) -> list[str]:
+    """One line's cells, as the csv module reads them: ``"1.5"`` and ``"a,b"`` (quoted, as
+    spreadsheets and pandas write them) are one cell each."""
+    number, line = numbered_line
+    try:
+        return next(csv.reader([line]))
+    except csv.Error as error:  # a field over the csv module's limit, a stray quote
+        raise DenselabError(f"{path} line {number}: {error}") from None
 
 
 def _labelled(name, x_train, y_train, x_test, y_test, task, path) -> Dataset:
