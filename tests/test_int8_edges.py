@@ -68,17 +68,8 @@ def test_a_layer_whose_outputs_moved_is_deployed(tmp_path, cli):
     model.save(tmp_path / "m.keras")
     y = np.random.default_rng(1).normal(size=(300, 1)).astype("f4")
     np.savez(tmp_path / "d.npz", x_train=x, y_train=y, x_test=x, y_test=y)
-    report = cli(
-        "deploy",
-        tmp_path / "m.keras",
-        "--data",
-        tmp_path / "d.npz",
-        "--out",
-        tmp_path / "fw",
-        "--target",
-        "none",
-        "--json",
-    )
+    model_file, data_file, out = tmp_path / "m.keras", tmp_path / "d.npz", tmp_path / "fw"
+    report = cli("deploy", model_file, "--data", data_file, "--out", out, "--target=none", "--json")
     assert report["c_vs_tflm_differing_samples"] == 0
 
 

@@ -265,6 +265,24 @@ def _keras22_image_28x28x1(folder: Path, rng) -> Legacy:
     )
 
 
+def _nested_config(hidden: int, inner: int, activation: str) -> dict:
+    """Input(4) -> dense_1 (``hidden``, relu) -> Sequential ``sequential_1`` of dense_2
+    (``inner``, ``activation``) and dense_3 (2, linear), as Keras 2.2 saved it."""
+    nested = {
+        "class_name": "Sequential",
+        "config": {
+            "name": "sequential_1",
+            "layers": [
+                _dense("dense_2", inner, activation, batch_input_shape=[None, hidden]),
+                _dense("dense_3", 2, "linear"),
+            ],
+        },
+    }
+    inputs = _layer("InputLayer", "input_1", batch_input_shape=[None, 4], dtype="float32")
+    layers = [(inputs, []), (_dense("dense_1", hidden, "relu"), ["input_1"])]
+    return _functional([*layers, (nested, ["dense_1"])], ["input_1"], ["sequential_1"])
+
+
 def _keras22_nested_sequential(folder: Path, rng) -> Legacy:
     """A Sequential inside a functional model: its weights sit in the nested model's group."""
     inner = _dense_weights(rng, "dense_2", 12, 5)
@@ -272,26 +290,7 @@ def _keras22_nested_sequential(folder: Path, rng) -> Legacy:
         "dense_1": _dense_weights(rng, "dense_1", 4, 12),
         "sequential_1": inner + _dense_weights(rng, "dense_3", 5, 2),
     }
-    nested = {
-        "class_name": "Sequential",
-        "config": {
-            "name": "sequential_1",
-            "layers": [
-                _dense("dense_2", 5, "tanh", batch_input_shape=[None, 12]),
-                _dense("dense_3", 2, "linear"),
-            ],
-        },
-    }
-    inputs = _layer("InputLayer", "input_1", batch_input_shape=[None, 4], dtype="float32")
-    config = _functional(
-        [
-            (inputs, []),
-            (_dense("dense_1", 12, "relu"), ["input_1"]),
-            (nested, ["dense_1"]),
-        ],
-        ["input_1"],
-        ["sequential_1"],
-    )
+    config = _nested_config(12, 5, "tanh")
     path = write_keras2_h5(folder / "keras22-nested.h5", config, weights, "2.2.4")
     w1, w2, w3 = (
         _arrays(weights, "dense_1"),
@@ -1046,22 +1045,7 @@ def _renamed_nested(folder: Path, inner_names: tuple[str, str]) -> tuple[Path, d
         "sequential_1": _dense_weights(rng, inner_names[0], 6, 3)
         + _dense_weights(rng, inner_names[1], 3, 2),
     }
-    nested = {
-        "class_name": "Sequential",
-        "config": {
-            "name": "sequential_1",
-            "layers": [
-                _dense("dense_2", 3, "relu", batch_input_shape=[None, 6]),
-                _dense("dense_3", 2, "linear"),
-            ],
-        },
-    }
-    inputs = _layer("InputLayer", "input_1", batch_input_shape=[None, 4], dtype="float32")
-    config = _functional(
-        [(inputs, []), (_dense("dense_1", 6, "relu"), ["input_1"]), (nested, ["dense_1"])],
-        ["input_1"],
-        ["sequential_1"],
-    )
+    config = _nested_config(6, 3, "relu")
     return write_keras2_h5(folder / f"{inner_names[0]}.h5", config, weights, "2.2.4"), weights
 
 
