@@ -74,7 +74,8 @@ def _keras_and_compiled(data, name, transposed=False, **options):
         verbose=0,
     ).history
     classify = data.task == "classification"
-    recipe = recipe_for(config, int(np.prod(data.input_shape)), len(data.x_train), classify)
+    n_inputs = int(np.prod(data.input_shape))
+    recipe = fitting.recipe_for(config, n_inputs, len(data.x_train), classify)
     validation = (data.x_test, data.y_test)
     pixels = data.pixels_of(data.x_train)
     epochs = CompiledEpochs(
@@ -102,8 +103,10 @@ def _same_numbers(ours, reference) -> bool:
         {"schedule": "constant", "learning_rate": 1e-3},
         {"optimizer": "sgd", "schedule": "constant", "learning_rate": 0.05},
         {"layers": [16, 12, 10], "activations": ["tanh", "sigmoid", "softmax"]},
+        {"ema_momentum": 0.9},
+        {"optimizer": "sgd", "schedule": "constant", "learning_rate": 0.05, "ema_momentum": 0.8},
     ],
-    ids=["adam-cosine", "adam-constant", "sgd", "tanh-sigmoid"],
+    ids=["adam-cosine", "adam-constant", "sgd", "tanh-sigmoid", "adam-average", "sgd-average"],
 )
 def test_compiled_epochs_compute_exactly_what_keras_fit_computes(digits, monkeypatch, options):
     keras()
@@ -160,6 +163,37 @@ def test_a_changed_constant_would_show(digits, monkeypatch, constant, value):
     monkeypatch.setattr(compiled, constant, value)
     reference, ours, _, _ = _keras_and_compiled(digits, "mnist-5k")
     assert not _same_numbers(ours, reference)
+
+
+def test_an_average_put_in_place_at_another_step_would_show(digits, monkeypatch):
+    """Negative control: the compiled loop overwriting the weights one step later than
+    Keras's ``ema_overwrite_frequency`` says gives other weights (and averages that do
+    change the weights: 0.9 against no average)."""
+    keras()
+    monkeypatch.setattr(np.random, "permutation", np.arange)
+    recipe_for = fitting.recipe_for
+
+    def off_by_one(*args):
+        recipe = recipe_for(*args)
+        return dataclasses.replace(
+            recipe, ema_overwrite_frequency=recipe.ema_overwrite_frequency + 1
+        )
+
+    monkeypatch.setattr(fitting, "recipe_for", off_by_one)
+    reference, ours, _, _ = _keras_and_compiled(digits, "mnist-5k", ema_momentum=0.9)
+    assert not _same_numbers(ours, reference)
+    plain, config = _model(digits, "mnist-5k", ema_momentum=0.0)
+    fit(plain, config, digits)
+    assert not np.array_equal(plain.get_weights()[0], reference.get_weights()[0])
+
+
+@pytest.mark.parametrize(
+    "steps,momentum", [(1875, 0.99), (1000, 0.99), (157, 0.936), (100, 0.9), (99, 0.0), (1, 0.0)]
+)
+def test_the_average_spans_a_tenth_of_an_epoch_at_most(steps, momentum):
+    from denselab.runs import ema_momentum_for
+
+    assert ema_momentum_for(steps) == momentum
 
 
 def test_several_compiled_calls_an_epoch_are_still_keras_fit(digits, monkeypatch):
@@ -309,14 +343,16 @@ def test_the_draw_rounds_once_as_xla_does():
     assert np.mean(twice_rounded != drawn) > 0.2
 
 
-def test_a_resumed_fit_continues_exactly_where_it_stopped(digits, monkeypatch, tmp_path):
+@pytest.mark.parametrize("momentum", [None, 0.9], ids=["plain", "averaged"])
+def test_a_resumed_fit_continues_exactly_where_it_stopped(digits, monkeypatch, tmp_path, momentum):
     """Stopped after epoch 1 (Ctrl-C), saved, loaded and continued: the same numbers as two
-    epochs straight, so the step count and Adam's moments travel through model.keras."""
+    epochs straight, so the step count, Adam's moments and the weights' moving averages
+    travel through model.keras."""
     monkeypatch.setattr(np.random, "permutation", np.arange)
-    straight, config = _model(digits, "mnist-5k")
+    straight, config = _model(digits, "mnist-5k", ema_momentum=momentum)
     fit(straight, config, digits)
 
-    stopped, _ = _model(digits, "mnist-5k")
+    stopped, _ = _model(digits, "mnist-5k", ema_momentum=momentum)
 
     def stop_after_first(epoch, logs):
         raise KeyboardInterrupt

@@ -79,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--optimizer", choices=["adam", "sgd"], help="default adam (line: sgd, as lesson 1)"
     )
+    p.add_argument(
+        "--ema-momentum",
+        type=float,
+        metavar="M",
+        help="Keras's use_ema: the weights become their moving average (this momentum) at "
+        "each epoch's end (default 0.99; 0: off, as the course; line: 0)",
+    )
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--target", help="CSV target column, by name or index (default last)")
     p.add_argument("--task", choices=["classification", "regression"], help="default: guessed")
@@ -312,6 +319,7 @@ def _train(args) -> dict:
         learning_rate=args.learning_rate,
         schedule=args.schedule,
         optimizer=args.optimizer,
+        ema_momentum=args.ema_momentum,
         seed=args.seed,
         target=args.target,
         task=args.task,

@@ -58,6 +58,8 @@ class Recipe:
     learning_rate: float = 1e-3  # the peak, with the cosine schedule
     schedule: str = "constant"  # or "cosine": CosineDecay(learning_rate, decay_steps)
     decay_steps: int = 1
+    ema_momentum: float = 0.0  # the optimizer's use_ema (0: off), with Keras's names
+    ema_overwrite_frequency: int = 0  # steps between overwrites of the weights by the average
 
     def __post_init__(self):
         unknown = [a for a in self.activations if a not in ACTIVATIONS]
@@ -65,6 +67,8 @@ class Recipe:
             raise DenselabError(f"no compiled training for activations {list(self.activations)}")
         if self.optimizer not in ("adam", "sgd") or self.schedule not in ("cosine", "constant"):
             raise DenselabError(f"no compiled training for {self.optimizer}/{self.schedule}")
+        if self.ema_momentum and self.ema_overwrite_frequency < 1:
+            raise DenselabError("no compiled training for an average that is never put in place")
 
     @property
     def shapes(self) -> list[tuple[int, ...]]:
@@ -77,13 +81,14 @@ class Recipe:
 @dataclass
 class State:
     """What training carries from step to step, as NumPy: the weights (``get_weights()``
-    order), the optimizer's step count, and Adam's moments (one per weight; empty for SGD or
-    before the first step)."""
+    order), the optimizer's step count, Adam's moments (one per weight; empty for SGD or
+    before the first step) and the weights' moving averages (empty without ``use_ema``)."""
 
     weights: list[np.ndarray]
     iterations: int = 0
     momentums: list[np.ndarray] = field(default_factory=list)
     velocities: list[np.ndarray] = field(default_factory=list)
+    averages: list[np.ndarray] = field(default_factory=list)
 
     def __repr__(self) -> str:
         shapes = ", ".join(str(w.shape) for w in self.weights)
@@ -243,6 +248,8 @@ class CompiledEpochs:
         state = _state(carried, self._shapes, self.transposed)
         if self.recipe.optimizer != "adam":  # SGD carries no moments (zeros in the program)
             state.momentums, state.velocities = [], []
+        if not self.recipe.ema_momentum:  # nor an optimizer without use_ema averages
+            state.averages = []
         return logs, state
 
     def _train_steps(self, carried, metrics, x, y, values):
@@ -260,7 +267,7 @@ class CompiledEpochs:
             return jnp.sum(_losses(recipe, y, outputs)) / len(x), outputs  # sum_over_batch_size
 
         def step(state, batch):
-            (flat, iterations, momentum, velocity), totals = state
+            (flat, iterations, momentum, velocity, average), totals = state
             x, y = batch
             if values is not None:
                 x = values[x]
@@ -270,12 +277,16 @@ class CompiledEpochs:
                 for each in zip(flat, gradient, momentum, velocity, strict=True)
             ]
             flat, momentum, velocity = (list(values) for values in zip(*updated, strict=True))
+            if recipe.ema_momentum:
+                average = _moving_average(recipe, flat, average, iterations)
             n = jnp.float32(len(x))
             metric = jnp.sum(_metric(recipe, y, outputs))
             totals = totals + jnp.stack([loss * n, n, metric, n])  # Keras's Mean metrics
-            return ((flat, iterations + 1, momentum, velocity), totals), None
+            return ((flat, iterations + 1, momentum, velocity, average), totals), None
 
         (carried, metrics), _ = jax.lax.scan(step, (carried, metrics), (x, y))
+        if recipe.ema_momentum:
+            carried = _put_average_in_place(recipe, carried)
         return carried, metrics
 
     def _test_batch(self, flat, x, y):
@@ -353,6 +364,32 @@ def _update(recipe: Recipe, flat, gradient, momentum, velocity, iterations):
     return flat - (momentum * alpha) / (jnp.sqrt(velocity) + EPSILON), momentum, velocity
 
 
+def _moving_average(recipe: Recipe, flat: list, average: list, iterations) -> list:
+    """The optimizer's ``use_ema`` after a step, as Keras's JAX backend computes it: each
+    weight's moving average, ``momentum * average + (1 - momentum) * weight`` (the momentum
+    0 at the first step, so the average starts at the weights)."""
+    import jax.numpy as jnp
+
+    f32 = jnp.float32
+    momentum = jnp.not_equal(iterations, 0).astype(f32) * f32(recipe.ema_momentum)
+    return [momentum * a + (1 - momentum) * w for a, w in zip(average, flat, strict=True)]
+
+
+def _put_average_in_place(recipe: Recipe, carried: tuple) -> tuple:
+    """Keras's ``ema_overwrite_frequency``: the weights replaced by their averages after every
+    so many steps (denselab: each epoch's, so the model scored after an epoch, and the one
+    saved, holds the averages). Keras checks after each step; this, after a compiled call's
+    last step only, which is the same: a call's steps never cross an epoch's end."""
+    import jax.numpy as jnp
+
+    flat, iterations, momentum, velocity, average = carried
+    f32 = jnp.float32
+    overwrite = iterations % recipe.ema_overwrite_frequency == 0  # counted after the step
+    keep, replace = jnp.logical_not(overwrite).astype(f32), overwrite.astype(f32)
+    flat = [a * replace + w * keep for a, w in zip(average, flat, strict=True)]
+    return flat, iterations, momentum, velocity, average
+
+
 def _shaped(flat: list, shapes: list[tuple]) -> list:
     """The 1-D weights as arrays of ``shapes`` (views, no copy)."""
     return [value.reshape(shape) for value, shape in zip(flat, shapes, strict=True)]
@@ -371,19 +408,31 @@ def _carried(state: State, shapes: list[tuple], optimizer: str, transposed: bool
         return [np.ravel(a.T if transposed else a) for a in arrays]
 
     moments = (state.momentums, state.velocities) if optimizer == "adam" else ([], [])
-    return (flat(state.weights), np.int32(state.iterations), flat(moments[0]), flat(moments[1]))
+    return (
+        flat(state.weights),
+        np.int32(state.iterations),
+        flat(moments[0]),
+        flat(moments[1]),
+        flat(state.averages),  # zeros when there are none: the first step's momentum is 0
+    )
 
 
 def _state(carried: tuple, shapes: list[tuple], transposed: bool) -> State:
     """The program's state (arrays of the carried ``shapes``) as NumPy, in Keras's layout."""
-    weights, iterations, momentums, velocities = carried
+    weights, iterations, momentums, velocities, averages = carried
 
     def as_keras(values):
         arrays = _shaped([np.asarray(v) for v in values], shapes)  # NumPy's reshape, not a
         # JAX program compiled (~20 ms each) while the first epoch's result waits to be shown
         return [np.ascontiguousarray(a.T) for a in arrays] if transposed else arrays
 
-    return State(as_keras(weights), int(iterations), as_keras(momentums), as_keras(velocities))
+    return State(
+        as_keras(weights),
+        int(iterations),
+        as_keras(momentums),
+        as_keras(velocities),
+        as_keras(averages),
+    )
 
 
 def _blocks(order: np.ndarray, batch_size: int, most: int):

@@ -27,7 +27,7 @@ from .backend import keras as _keras
 from .data import Dataset
 from .epochs import BETA_1, BETA_2, EPSILON, CompiledEpochs, Recipe, State
 from .errors import DenselabError
-from .runs import TrainConfig
+from .runs import TrainConfig, ema_momentum_of
 
 
 @dataclass
@@ -292,6 +292,8 @@ def n_inputs(data: Dataset) -> int:
 def recipe_for(config, n_inputs: int, n_train: int, classify: bool) -> Recipe:
     """The :class:`Recipe` of a :class:`~denselab.runs.TrainConfig` (as ``compile_model``
     compiles it: the cosine schedule decays over every step of the run)."""
+    steps_per_epoch = -(-n_train // config.batch_size)
+    ema_momentum = ema_momentum_of(config, n_train)
     return Recipe(
         n_inputs=int(n_inputs),
         units=tuple(int(u) for u in config.units),
@@ -300,7 +302,9 @@ def recipe_for(config, n_inputs: int, n_train: int, classify: bool) -> Recipe:
         optimizer=config.optimizer,
         learning_rate=float(config.learning_rate),
         schedule=config.schedule,
-        decay_steps=config.epochs * -(-n_train // config.batch_size),
+        decay_steps=config.epochs * steps_per_epoch,
+        ema_momentum=ema_momentum,
+        ema_overwrite_frequency=steps_per_epoch if ema_momentum else 0,
     )
 
 
@@ -349,7 +353,7 @@ def _compiled_as(model, recipe: Recipe) -> bool:
         "clipnorm": None,
         "clipvalue": None,
         "global_clipnorm": None,
-        "use_ema": False,
+        "use_ema": bool(recipe.ema_momentum),
         "gradient_accumulation_steps": None,
         "loss_scale_factor": None,
     }
@@ -357,6 +361,11 @@ def _compiled_as(model, recipe: Recipe) -> bool:
         unchanged.update(beta_1=BETA_1, beta_2=BETA_2, epsilon=EPSILON, amsgrad=False)
     else:
         unchanged.update(momentum=0.0, nesterov=False)
+    if recipe.ema_momentum:
+        unchanged.update(
+            ema_momentum=recipe.ema_momentum,
+            ema_overwrite_frequency=recipe.ema_overwrite_frequency,
+        )
     if any(config.get(key, value) != value for key, value in unchanged.items()):
         return False
     rate = config.get("learning_rate")
@@ -374,11 +383,12 @@ def _compiled_as(model, recipe: Recipe) -> bool:
 
 
 def state_of(model) -> State:
-    """A compiled Keras model's weights and optimizer state (Adam's moments, by name)."""
+    """A compiled Keras model's weights and optimizer state (Adam's moments and the
+    weights' moving averages, by name)."""
     optimizer = model.optimizer
     if not optimizer.built:
         return State([np.asarray(w, np.float32) for w in model.get_weights()])
-    by_suffix = {"_momentum": [], "_velocity": []}
+    by_suffix = {"_momentum": [], "_velocity": [], "_average": []}
     iterations = 0
     for variable in optimizer.variables:
         name = variable.path.rpartition("/")[2]
@@ -392,19 +402,24 @@ def state_of(model) -> State:
         iterations,
         by_suffix["_momentum"],
         by_suffix["_velocity"],
+        by_suffix["_average"],
     )
 
 
 def put_state(model, state: State) -> None:
     """Put ``state`` into a compiled Keras model: its weights, and its optimizer's step count
-    and moments (so ``--resume`` continues where the training stopped). A state with no
-    moments (before the first step, or SGD) leaves them at zero."""
+    moments and averages (so ``--resume`` continues where the training stopped). A state
+    with no moments (before the first step, or SGD) leaves them at zero."""
     model.set_weights(state.weights)
     optimizer = model.optimizer
     if not optimizer.built:
         optimizer.build(model.trainable_variables)
     names = [variable.path.rpartition("/")[2] for variable in optimizer.variables]
-    for suffix, values in (("_momentum", state.momentums), ("_velocity", state.velocities)):
+    for suffix, values in (
+        ("_momentum", state.momentums),
+        ("_velocity", state.velocities),
+        ("_average", state.averages),
+    ):
         variables = [
             v for v, n in zip(optimizer.variables, names, strict=True) if n.endswith(suffix)
         ]

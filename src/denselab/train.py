@@ -10,6 +10,7 @@ folder itself is :mod:`denselab.runs`.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ from .runs import (
     config_problem,
     default_folder,
     default_layers,
+    ema_momentum_of,
     final_metrics,
     read_run,
     write_run,
@@ -75,6 +77,10 @@ def train(
     """
     data = data or load_dataset(config.dataset, target=config.target, task=config.task)
     _check_config(config, data)
+    if config.ema_momentum is None:  # run.json records the momentum chosen
+        config = dataclasses.replace(
+            config, ema_momentum=ema_momentum_of(config, len(data.x_train))
+        )
     folder = Path(out or default_folder(config))
     if not compiled_training():  # KERAS_BACKEND=tensorflow: Keras's own fit
         set_seed(config.seed)
@@ -122,8 +128,9 @@ def _built_model(config: TrainConfig, data: Dataset, plots: bool = False):
 
 
 def compile_model(model, config: TrainConfig, data: Dataset) -> None:
-    """``model.compile`` with the config's optimizer and learning-rate schedule, the loss and
-    metric for the dataset's task, and JAX's jit over ``steps_per_execution`` steps."""
+    """``model.compile`` with the config's optimizer, learning-rate schedule and moving
+    average of the weights, the loss and metric for the dataset's task, and JAX's jit over
+    ``steps_per_execution`` steps."""
     keras = _keras()
     optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
     if config.optimizer not in optimizers:
@@ -131,12 +138,22 @@ def compile_model(model, config: TrainConfig, data: Dataset) -> None:
     if config.schedule not in ("cosine", "constant"):
         raise DenselabError(f"unknown schedule {config.schedule!r}; use cosine or constant")
     learning_rate = float(config.learning_rate)  # Keras refuses an int
+    steps_per_epoch = -(-len(data.x_train) // config.batch_size)
     if config.schedule == "cosine":
-        steps = config.epochs * -(-len(data.x_train) // config.batch_size)
-        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate, config.epochs * steps_per_epoch
+        )
+    average = {}
+    momentum = ema_momentum_of(config, len(data.x_train))
+    if momentum:  # the weights become their moving average at each epoch's end
+        average = {
+            "use_ema": True,
+            "ema_momentum": momentum,
+            "ema_overwrite_frequency": steps_per_epoch,
+        }
     classify = data.task == "classification"
     model.compile(
-        optimizer=optimizers[config.optimizer](learning_rate=learning_rate),
+        optimizer=optimizers[config.optimizer](learning_rate=learning_rate, **average),
         loss="sparse_categorical_crossentropy" if classify else "mean_squared_error",
         metrics=["accuracy"] if classify else ["mae"],
         steps_per_execution=config.steps_per_execution,
