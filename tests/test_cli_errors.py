@@ -50,6 +50,7 @@ CASES = [
     (["train", "mnist-5k", "--layers", "60000,60000,10"], "need 3,647,640,000 weights"),
     (["train", "mnist-5k", "--epochs", "99999999999"], "'epochs' is 99999999999"),
     (["train", "mnist-5k", "--learning-rate", "1e308"], "a positive number up to 1e+30"),
+    (["train", "mnist-5k", "--ema-momentum", "1"], "'ema_momentum' is 1.0; it must be from 0"),
     (
         ["search", "digits", "--target-accuracy", "0.9", "--seed=-1", "--out", "{f}/s"],
         "--seed must be a whole number",

@@ -480,3 +480,24 @@ def test_the_collector_pauses_only_until_the_first_epoch(tmp_path, monkeypatch, 
     finally:
         gc.unfreeze()
         (gc.enable if was else gc.disable)()
+
+
+def test_a_run_records_the_average_it_trained_with(lesson_run, tmp_path):
+    """The lesson's run on mnist-5k (125 steps an epoch): run.json and the saved optimizer
+    say the same momentum, a tenth of an epoch's span; a run.json from before denselab
+    averaged (no ``ema_momentum``) means no average, and resumes on the compiled loop."""
+    from denselab.runs import ema_momentum_for, read_config
+
+    config = read_config(lesson_run.path)
+    steps = -(-len(load_dataset("mnist-5k").x_train) // config.batch_size)
+    assert config.ema_momentum == ema_momentum_for(steps) == round(1 - 10 / steps, 3)
+    optimizer = lesson_run.model.optimizer.get_config()
+    assert optimizer["use_ema"] and optimizer["ema_overwrite_frequency"] == steps
+    assert optimizer["ema_momentum"] == config.ema_momentum
+
+    old = tmp_path / "old"
+    old.mkdir()
+    settings = json.loads((lesson_run.path / "run.json").read_text())
+    del settings["config"]["ema_momentum"]
+    (old / "run.json").write_text(json.dumps(settings))
+    assert read_config(old).ema_momentum == 0.0
