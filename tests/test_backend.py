@@ -77,3 +77,47 @@ def test_keras_while_raises_the_works_error_as_its_own():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("DenselabError:") and "no-such-dataset" in done.stdout
+
+
+SCAN = """
+import importlib.metadata as metadata, json, os, sys, threading
+{setup}
+from denselab import backend
+everything, seen = metadata.distributions, {{}}
+
+def counted(**kwargs):
+    found = list(everything(**kwargs))
+    seen[threading.current_thread().name] = len(found)
+    return iter(found)
+
+metadata.distributions = counted
+elsewhere = threading.Thread(target=lambda: (backend.jax(), list(metadata.distributions())), name="other")
+backend.jax()
+elsewhere.start(); elsewhere.join()
+report = {{"seen": dict(seen), "restored": metadata.distributions is counted}}
+report["after"] = len(list(metadata.distributions()))
+print(json.dumps(report))
+"""
+
+
+def _scan(setup: str = "") -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", SCAN.format(setup=setup)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_importing_jax_for_the_cpu_skips_the_gpu_plugin_scan_in_that_thread_only():
+    """JAX reads every installed package's metadata looking for a ROCm plugin; on the CPU
+    denselab's import skips that, and nothing else loses sight of the packages."""
+    report = _scan()
+    assert "MainThread" not in report["seen"]  # JAX's scan found nothing to read
+    assert report["seen"]["other"] > 10  # another thread sees every package
+    assert report["restored"] and report["after"] > 10
+
+
+def test_with_other_jax_platforms_the_plugin_scan_is_left_alone():
+    """Negative control: the probe does see JAX's scan when denselab leaves it alone."""
+    report = _scan("os.environ['JAX_PLATFORMS'] = 'cpu,cuda'")
+    assert report["seen"]["MainThread"] > 10

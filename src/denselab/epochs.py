@@ -3,6 +3,7 @@
 Lesson 1's loop (guess, measure the loss, take the gradient, step) for a chain of ``Dense``
 layers: the forward pass as ``Dense.call`` computes it, sparse categorical cross-entropy (or
 mean squared error) as Keras computes it, Adam or SGD with ``CosineDecay`` as Keras updates,
+the optimizer's moving average of the weights (``use_ema``) put in place at each epoch's end,
 and the running means Keras's metrics keep. One compiled call runs a block of steps (a
 ``lax.scan``) while Python gathers the next block of shuffled rows on the other core.
 
