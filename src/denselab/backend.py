@@ -38,13 +38,13 @@ def keras():
     """Import and return ``keras`` with denselab's default backend and quiet TensorFlow logs."""
     _settings()
     try:
-        on_jax = os.environ["KERAS_BACKEND"] == "jax"  # (TensorFlow's import is left as is)
-        with _no_gpu_plugin_scan() if on_jax else contextlib.nullcontext():
-            if _hidden is not None and "keras" not in sys.modules:
-                with _hidden.active():
-                    import keras as _keras
-            else:
+        if os.environ["KERAS_BACKEND"] == "jax":
+            jax()  # JAX first, alone, without its GPU plugin scan
+        if _hidden is not None and "keras" not in sys.modules:
+            with _hidden.active():
                 import keras as _keras
+        else:
+            import keras as _keras
     except (ImportError, ValueError) as error:  # KERAS_BACKEND=torch without torch, or bogus
         from .errors import DenselabError
 
@@ -75,7 +75,9 @@ def _no_gpu_plugin_scan():
     package (about 115 here, with TensorFlow, Ray and Optuna): about 30 ms of a 240 ms
     import, before the first epoch. On ``JAX_PLATFORMS=cpu`` (denselab's setting, unless
     the user chose other platforms) no GPU plugin is used, found or not. Other threads, and
-    this one afterwards, see every package as usual.
+    this one afterwards, see every package as usual. Only JAX's own import runs inside:
+    other packages read entry points at import (matplotlib, its backends), and Keras
+    imports them.
     """
     if "jax" in sys.modules or os.environ.get("JAX_PLATFORMS") != "cpu":
         yield
