@@ -137,3 +137,32 @@ def test_quoted_csv_cells_are_cells(tmp_path):
     assert sorted(np.concatenate([data.x_train[:, 0], data.x_test[:, 0]])) == [
         i + 0.5 for i in range(10)
     ]
+
+
+def test_images_kept_as_bytes_become_floats_only_when_read(tmp_path, monkeypatch):
+    """Fashion-MNIST's training images are the lesson's ``x / 255.0`` in float32, bit for
+    bit, but only when something reads them: ``train`` (pictures included) never does, as
+    it trains on the bytes. Negative control: reading ``x_train`` does make them."""
+    from denselab import data as datasets
+    from denselab.train import TrainConfig, train
+
+    data = load_dataset("fashion-mnist")
+    assert data.n_train == 60000 and data.input_shape == (28, 28)
+    assert data.__dict__.get("_x_train") is None and data.training_pixels() is data.pixels
+    lesson = np.asarray(data.pixels.codes) / np.float32(255.0)  # the course's scaling
+    np.testing.assert_array_equal(data.x_train, lesson.astype(np.float32))
+    assert data.__dict__["_x_train"] is not None  # read once, kept
+
+    made = []
+    computed = datasets._TrainInputs.__get__
+
+    def counted(self, owner_data, owner=None):
+        if owner_data is not None and owner_data._bytes_only:
+            made.append(owner_data.name)
+        return computed(self, owner_data, owner)
+
+    monkeypatch.setattr(datasets._TrainInputs, "__get__", counted)
+    small = load_dataset("mnist-5k")
+    train(TrainConfig(dataset="mnist-5k", epochs=1), out=tmp_path / "run", data=small)
+    assert made == [] and (tmp_path / "run" / "weights.png").exists()
+    assert small.x_train.shape == (4000, 28, 28) and made == ["mnist-5k"]

@@ -177,7 +177,8 @@ class CompiledEpochs:
     """Train from ``start`` an epoch at a time, as ``model.fit`` does (shuffled each epoch
     with ``np.random.permutation``, the test split scored after each epoch as one batch).
 
-    x_train : (n_samples, n_inputs) float32; y_train : labels (n_samples,) or targets;
+    x_train : (n_samples, n_inputs) float32 (None with ``pixels``); y_train : labels
+    (n_samples,) or targets;
     ``transposed`` the kernels' layout (see the module's notes; False: Keras's, bit-exact);
     ``pixels`` x_train as bytes (:class:`denselab.data.Pixels`), when it is images of bytes:
     the blocks are then a quarter of the size, and an epoch of the lesson about 12% shorter.

@@ -140,10 +140,12 @@ def fit(
 def fit_from(model: KerasModel, start: State | None, config, data, **options) -> Fitted:
     """:func:`fit` on a model that may still be on its way; ``start`` the weights to train
     from when it is (None: the model's own, and its optimizer's state)."""
-    options["x_train"] = data.x_train if options["x_train"] is None else options["x_train"]
+    own = options["x_train"] is None  # the dataset's own inputs (perhaps kept as bytes)
+    n_train = data.n_train if own else len(options["x_train"])
     classify = data.task == "classification"
-    recipe = recipe_for(config, n_inputs(data), len(options["x_train"]), classify)
+    recipe = recipe_for(config, n_inputs(data), n_train, classify)
     if start is None and not (compiled_training() and is_dense_chain(model.get(), recipe)):
+        options["x_train"] = data.x_train if own else options["x_train"]
         return fit_keras(model.get(), config, data, **options)
     fitted, end = _fit_compiled(
         recipe, start or state_of(model.get()), config, data, model, **options
@@ -168,14 +170,20 @@ def _fit_compiled(recipe, start, config, data, model, **options) -> tuple[Fitted
     left would take :data:`KERAS_LEAD_SECONDS`, or one epoch is left (at once, for a single
     epoch); if the build fails, its error stops the training at the next epoch's end, or
     after the last."""
+    x_train = options["x_train"]
+    if x_train is None:  # the dataset's own: as bytes, if it keeps them (never as floats)
+        pixels = data.training_pixels()
+        x_train = data.x_train if pixels is None else None
+    else:
+        pixels = data.pixels_of(x_train)
     epochs = CompiledEpochs(
         recipe,
         start,
-        options["x_train"],
+        x_train,
         data.y_train,
         (data.x_test, data.y_test),
         config.batch_size,
-        pixels=data.pixels_of(options["x_train"]),
+        pixels=pixels,
     )
     recorder = _Recorder(options["history"], options["on_epoch"], options["history_path"])
     last_good, fitted = start, Fitted(recorder.history)

@@ -78,9 +78,7 @@ def train(
     data = data or load_dataset(config.dataset, target=config.target, task=config.task)
     _check_config(config, data)
     if config.ema_momentum is None:  # run.json records the momentum chosen
-        config = dataclasses.replace(
-            config, ema_momentum=ema_momentum_of(config, len(data.x_train))
-        )
+        config = dataclasses.replace(config, ema_momentum=ema_momentum_of(config, data.n_train))
     folder = Path(out or default_folder(config))
     if not compiled_training():  # KERAS_BACKEND=tensorflow: Keras's own fit
         set_seed(config.seed)
@@ -138,13 +136,13 @@ def compile_model(model, config: TrainConfig, data: Dataset) -> None:
     if config.schedule not in ("cosine", "constant"):
         raise DenselabError(f"unknown schedule {config.schedule!r}; use cosine or constant")
     learning_rate = float(config.learning_rate)  # Keras refuses an int
-    steps_per_epoch = -(-len(data.x_train) // config.batch_size)
+    steps_per_epoch = -(-data.n_train // config.batch_size)
     if config.schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(
             learning_rate, config.epochs * steps_per_epoch
         )
     average = {}
-    momentum = ema_momentum_of(config, len(data.x_train))
+    momentum = ema_momentum_of(config, data.n_train)
     if momentum:  # the weights become their moving average at each epoch's end
         average = {
             "use_ema": True,
@@ -187,7 +185,7 @@ def _fit_into(model, start, config, data, folder, staging, history, initial_epoc
             f"resuming {report.plain(folder)} at epoch {initial_epoch + 1} of {config.epochs}"
         )
     report.say(
-        f"training {config.units} on {report.plain(data.name)} ({len(data.x_train):,} train / "
+        f"training {config.units} on {report.plain(data.name)} ({data.n_train:,} train / "
         f"{len(data.x_test):,} test split as validation, from {report.plain(data.source)})"
     )
     if stand_in_note(data.name):

@@ -147,7 +147,7 @@ def _images(name: str, arrays: dict, source: str, class_names: list[str]) -> Dat
     bytes_ = x_train.dtype == np.uint8 or np.array_equal(codes, x_train)  # mnist-5k: floats
     return Dataset(
         name,
-        scale(arrays["x_train"]),
+        None if bytes_ else scale(x_train),  # from the bytes, if ever read (see Dataset)
         np.asarray(arrays["y_train"], dtype=np.int64),
         scale(arrays["x_test"]),
         np.asarray(arrays["y_test"], dtype=np.int64),
