@@ -197,6 +197,7 @@ def test_a_flash_budget_that_holds_no_network_is_refused(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # Ray starting its own processes
+@pytest.mark.filterwarnings("error:The reported value is ignored")  # a trial run twice
 def test_search_on_a_local_two_worker_ray_instance(tmp_path):
     pytest.importorskip("ray.tune", reason="Ray Tune is not installed: pip install 'ray[tune]'")
     pytest.importorskip("ray.tune.search.optuna", reason="Ray Tune's Optuna searcher is missing")
@@ -254,3 +255,36 @@ def test_a_refit_that_diverges_keeps_the_trials_own_model(resumed, tmp_path, mon
     assert json.loads((out / "chosen" / "history.json").read_text()) == trial
     metrics = json.loads((out / "chosen" / "metrics.json").read_text())
     assert metrics["search_trial"] == chosen["trial"]
+
+
+def test_the_ray_median_rule_never_pauses_a_trial_it_cannot_judge_yet():
+    """Ray's MedianStoppingRule pauses a trial it has too few others to judge by when a
+    trial waits; a paused function trial runs again from its first epoch. denselab's rule
+    lets it run on. Negative control: Ray's own rule, fed the same, pauses it."""
+    pytest.importorskip("ray.tune", reason="Ray Tune is not installed: pip install 'ray[tune]'")
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import MedianStoppingRule, TrialScheduler
+
+    from denselab.search.ray import _median_stopping_rule
+
+    class Waiting:  # a controller with one trial waiting to run
+        def get_live_trials(self):
+            return [type("Pending", (), {"status": Trial.PENDING})()]
+
+    options = {
+        "time_attr": "training_iteration",
+        "metric": "score",
+        "mode": "min",
+        "grace_period": 3,
+        "min_samples_required": 4,
+    }
+    running = type("Running", (), {"trial_id": "running"})()
+    for rule, expected in (
+        (_median_stopping_rule(**options), TrialScheduler.CONTINUE),
+        (MedianStoppingRule(**options), TrialScheduler.PAUSE),
+    ):
+        decisions = [
+            rule.on_trial_result(Waiting(), running, {"training_iteration": t, "score": 50.0})
+            for t in (1, 2, 3)
+        ]
+        assert decisions == [TrialScheduler.CONTINUE, TrialScheduler.CONTINUE, expected]

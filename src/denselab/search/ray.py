@@ -61,7 +61,6 @@ def run_on_ray(
     try:
         import ray
         from ray import tune
-        from ray.tune.schedulers import MedianStoppingRule
         from ray.tune.search import ConcurrencyLimiter
     except ImportError:
         raise DenselabError("--ray needs Ray Tune: pip install 'ray[tune]'") from None
@@ -85,7 +84,7 @@ def run_on_ray(
             study_name=STUDY_NAME,
             storage=open_storage(storage_url),
         )
-        scheduler = MedianStoppingRule(
+        scheduler = _median_stopping_rule(
             time_attr="training_iteration",
             metric="score",
             mode="min",
@@ -126,6 +125,25 @@ def ray_trainable(config: dict, spec: SearchSpec, view: Dataset) -> None:
     if result is not None:
         value, measurements = result
         tune.report({"score": value, "final": True, **measurements})
+
+
+def _median_stopping_rule(**options):
+    """Ray's ``MedianStoppingRule`` (stop a trial worse than the median of the others, as the
+    local runner's Optuna ``MedianPruner``), without its pauses.
+
+    Where it has too few trials to judge one and another trial waits, Ray's rule pauses the
+    one it cannot judge, to let the other run. A paused trial of a function (no checkpoint)
+    later runs again from its first epoch: twice the work, its epochs reported twice (Optuna
+    warns and ignores them), and, paused at its final report, a finished trial trained
+    again. Here a trial that cannot be judged yet runs on.
+    """
+    from ray.tune.schedulers import MedianStoppingRule, TrialScheduler
+
+    class MedianStoppingRuleNoPauses(MedianStoppingRule):
+        def _on_insufficient_samples(self, tune_controller, trial, time):
+            return TrialScheduler.CONTINUE
+
+    return MedianStoppingRuleNoPauses(**options)
 
 
 def _recording_optuna_search(**options):
